@@ -1,0 +1,119 @@
+// The C ABI shim: catches everything, maps it to codes and a thread-local message.
+#include "capi/keystead.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "core/engine.h"
+
+struct ks_engine {
+  std::unique_ptr<ks::Engine> engine;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+int fail(int code, std::string message) {
+  g_last_error = std::move(message);
+  return code;
+}
+
+char* dup_string(const std::string& s) {
+  char* p = static_cast<char*>(std::malloc(s.size() + 1));
+  if (p) std::memcpy(p, s.c_str(), s.size() + 1);
+  return p;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* ks_version(void) { return "0.1.0"; }
+
+int ks_abi_version(void) { return KS_ABI_VERSION; }
+
+const char* ks_last_error(void) { return g_last_error.c_str(); }
+
+void ks_free(void* p) { std::free(p); }
+
+int ks_engine_open(ks_engine** out, const char* config_json) {
+  if (!out) return fail(KS_EINVALID, "out must not be NULL");
+  *out = nullptr;
+  try {
+    ks::Config cfg = ks::Config::from_env();
+    if (config_json && *config_json) {
+      ks::Json j = ks::Json::parse(config_json, nullptr, false);
+      if (j.is_discarded()) return fail(KS_EINVALID, "config_json is not valid JSON");
+      cfg.apply_json(j);
+    }
+    auto engine = ks::Engine::open(cfg);
+    *out = new ks_engine{std::move(engine)};
+    g_last_error.clear();
+    return KS_OK;
+  } catch (const std::invalid_argument& e) {
+    return fail(KS_EINVALID, e.what());
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
+void ks_engine_close(ks_engine* engine) {
+  if (!engine) return;
+  try {
+    engine->engine->shutdown();
+  } catch (...) {
+  }
+  delete engine;
+}
+
+int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* request_json) {
+  if (!out_response_json) return fail(KS_EINVALID, "out_response_json must not be NULL");
+  *out_response_json = nullptr;
+  if (!engine || !request_json) return fail(KS_EINVALID, "engine and request_json are required");
+  try {
+    ks::Json j = ks::Json::parse(request_json, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return fail(KS_EINVALID, "request_json must be a JSON object");
+    ks::http::Request req;
+    req.method = j.value("method", "GET");
+    std::string path = j.value("path", "/");
+    req.set_target(path);
+    if (j.contains("query") && j["query"].is_string()) req.query = j["query"].get<std::string>();
+    if (j.contains("headers")) {
+      const auto& h = j["headers"];
+      if (h.is_object()) {
+        for (auto it = h.begin(); it != h.end(); ++it)
+          if (it->is_string()) req.add_header(it.key(), it->get<std::string>());
+      } else if (h.is_array()) {
+        for (const auto& pair : h)
+          if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string())
+            req.add_header(pair[0].get<std::string>(), pair[1].get<std::string>());
+      } else {
+        return fail(KS_EINVALID, "headers must be an object or an array of pairs");
+      }
+    }
+    req.body = j.value("body", "");
+    req.remote_addr = j.value("remote_addr", "");
+    req.secure = j.value("secure", false);
+    ks::http::Response res = engine->engine->handle(req);
+    ks::Json headers = ks::Json::array();
+    for (const auto& h : res.headers) headers.push_back({h.name, h.value});
+    ks::Json out = {{"status", res.status}, {"headers", headers}, {"body", res.body}};
+    *out_response_json = dup_string(out.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
+    if (!*out_response_json) return fail(KS_ERROR, "out of memory");
+    g_last_error.clear();
+    return KS_OK;
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
+}  // extern "C"

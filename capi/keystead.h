@@ -1,0 +1,76 @@
+/*
+ * keystead.h — the stable C ABI of Keystead, a multi-tenant identity engine.
+ *
+ * Conventions
+ *  - Every function is ks_<noun>_<verb> and returns int: 0 on success or a negative KS_E* code.
+ *    Details of the last failure on the calling thread: ks_last_error() (never NULL).
+ *  - Data crosses as UTF-8 JSON strings. Strings the library returns are owned by the caller
+ *    and released with ks_free().
+ *  - Output parameters come first.
+ *  - No C++ exception or type crosses this boundary.
+ *  - Thread safety: one ks_engine may be used from many threads at once. ks_engine_close must
+ *    not race with other calls on the same engine.
+ *
+ * The ABI grows only by adding functions; shipped signatures never change. KS_ABI_VERSION is
+ * bumped when functions are added; ks_abi_version() reports the library's value at run time.
+ */
+#ifndef KEYSTEAD_H
+#define KEYSTEAD_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KS_ABI_VERSION 1
+
+#if defined(__GNUC__)
+#define KS_API __attribute__((visibility("default")))
+#else
+#define KS_API
+#endif
+
+/* Error codes (negative). */
+#define KS_OK 0
+#define KS_ERROR -1      /* generic failure; see ks_last_error() */
+#define KS_EINVALID -2   /* invalid argument or malformed JSON */
+#define KS_ENOTFOUND -3  /* no such entity */
+#define KS_EEXISTS -4    /* entity already exists */
+#define KS_EAUTH -5      /* authentication failed */
+#define KS_EFORBIDDEN -6 /* not allowed */
+#define KS_EUSER -7      /* reserved for errors raised by host callbacks */
+
+typedef struct ks_engine ks_engine;
+
+/* Library version string, e.g. "0.1.0". Static storage; do not free. */
+KS_API const char* ks_version(void);
+/* KS_ABI_VERSION of the loaded library. */
+KS_API int ks_abi_version(void);
+/* Message of the last failure on this thread ("" if none). Valid until the next ks_ call on
+ * this thread. Never NULL. */
+KS_API const char* ks_last_error(void);
+/* Frees a string returned by the library. NULL is allowed. */
+KS_API void ks_free(void* p);
+
+/* Opens an engine. config_json is a JSON object of settings named like the KEYSTEAD_*
+ * environment variables without the prefix, in lower case (e.g. {"data_dir":"./data",
+ * "mode":"dev","public_url":"https://id.example.com"}); unset settings come from the
+ * environment, then the defaults. NULL or "" means "{}". */
+KS_API int ks_engine_open(ks_engine** out, const char* config_json);
+/* Closes an engine. NULL is allowed. */
+KS_API void ks_engine_close(ks_engine* engine);
+
+/* Handles one HTTP request, so a host with its own web server can serve all of Keystead.
+ * request_json: {"method":"GET","path":"/t/acme/.well-known/openid-configuration",
+ *   "query":"a=1","headers":{"host":"id.example.com"} or [["host","id.example.com"]],
+ *   "body":"...", "remote_addr":"203.0.113.7", "secure":true}
+ * *out_response_json: {"status":200,"headers":[["content-type","application/json"]],
+ *   "body":"..."} — free it with ks_free(). */
+KS_API int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* request_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYSTEAD_H */

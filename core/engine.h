@@ -1,0 +1,54 @@
+#pragma once
+// The composition root. Engine::handle is the whole HTTP surface of Keystead: the server, the C
+// ABI and the tests all drive the same code through it.
+#include <memory>
+#include <string>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/crypto/crypto.h"
+#include "core/http/http.h"
+#include "core/store/store.h"
+
+namespace ks {
+
+class EngineImpl;
+
+class Engine {
+ public:
+  struct Deps {
+    std::unique_ptr<store::Store> store;     // default: SQLite at config.database_path()
+    std::shared_ptr<Clock> clock;            // default: SystemClock
+    std::shared_ptr<crypto::Random> random;  // default: crypto::system_random()
+  };
+
+  // Opens the store, runs migrations and the first-start bootstrap (control plane, bootstrap
+  // admin and client). Throws std::runtime_error / std::invalid_argument on bad configuration.
+  static std::unique_ptr<Engine> open(const Config& config, Deps deps = {});
+  ~Engine();
+
+  // Thread-safe. May block (database, password hashing, RSA signing): call it off event loops.
+  http::Response handle(const http::Request& request);
+
+  // True if `request` is cheap and non-blocking enough to answer on an event loop
+  // (health checks, discovery and JWKS served from memory).
+  bool is_inline(const http::Request& request) const;
+
+  // Runs a Management API v2 call on `tenant` with system authority (no token), through the
+  // same handlers and validation as HTTP. `path` is below /api/v2, e.g. "/tenants" or
+  // "/clients/abc". Used by the CLI and the C ABI.
+  http::Response manage(std::string_view tenant, std::string_view method, std::string_view path,
+                        const Json& body = nullptr, std::string_view query = {});
+
+  // Releases caches and stops background work; handle() must not be running.
+  void shutdown();
+
+  const Config& config() const;
+  EngineImpl& impl() { return *impl_; }
+
+ private:
+  explicit Engine(std::unique_ptr<EngineImpl> impl);
+  std::unique_ptr<EngineImpl> impl_;
+};
+
+}  // namespace ks

@@ -1,0 +1,26 @@
+#include "core/engine_impl.h"
+
+namespace ks {
+namespace mgmt {
+void register_tenant_routes(Routes& r);
+void register_user_routes(Routes& r);
+void register_client_routes(Routes& r);
+void register_client_grant_routes(Routes& r);
+void register_connection_routes(Routes& r);
+void register_resource_server_routes(Routes& r);
+void register_role_routes(Routes& r);
+void register_organization_routes(Routes& r);
+}  // namespace mgmt
+
+void register_mgmt_routes(Routes& r) {
+  mgmt::register_tenant_routes(r);
+  mgmt::register_user_routes(r);
+  mgmt::register_client_routes(r);
+  mgmt::register_client_grant_routes(r);
+  mgmt::register_connection_routes(r);
+  mgmt::register_resource_server_routes(r);
+  mgmt::register_role_routes(r);
+  mgmt::register_organization_routes(r);
+}
+
+}  // namespace ks

@@ -1,0 +1,62 @@
+#include "core/engine_impl.h"
+#include "core/oidc/oidc.h"
+
+namespace ks {
+namespace {
+
+http::Response discovery(Ctx& ctx) {
+  const std::string& iss = ctx.issuer;
+  Json doc = {
+      {"issuer", iss},
+      {"authorization_endpoint", iss + "authorize"},
+      {"token_endpoint", iss + "oauth/token"},
+      {"userinfo_endpoint", iss + "userinfo"},
+      {"jwks_uri", iss + ".well-known/jwks.json"},
+      {"revocation_endpoint", iss + "oauth/revoke"},
+      {"introspection_endpoint", iss + "oauth/introspect"},
+      {"end_session_endpoint", iss + "oidc/logout"},
+      {"scopes_supported", {"openid", "profile", "email", "address", "phone", "offline_access"}},
+      {"response_types_supported", {"code"}},
+      {"response_modes_supported", {"query", "fragment", "form_post", "web_message"}},
+      {"grant_types_supported",
+       {"authorization_code", "refresh_token", "client_credentials", "password"}},
+      {"subject_types_supported", {"public"}},
+      {"id_token_signing_alg_values_supported", {"RS256", "ES256"}},
+      {"token_endpoint_auth_methods_supported",
+       {"client_secret_basic", "client_secret_post", "none"}},
+      {"revocation_endpoint_auth_methods_supported",
+       {"client_secret_basic", "client_secret_post", "none"}},
+      {"introspection_endpoint_auth_methods_supported",
+       {"client_secret_basic", "client_secret_post"}},
+      {"code_challenge_methods_supported", {"S256"}},
+      {"claims_supported",
+       {"aud", "auth_time", "created_at", "email", "email_verified", "exp", "family_name",
+        "given_name", "iat", "identities", "iss", "name", "nickname", "phone_number", "picture",
+        "sub", "org_id", "org_name", "tenant_id"}},
+      {"request_uri_parameter_supported", false},
+      {"request_parameter_supported", false},
+  };
+  auto r = http::Response::json(200, doc);
+  r.set_header("cache-control", "public, max-age=300");
+  r.set_header("access-control-allow-origin", "*");
+  return r;
+}
+
+http::Response jwks(Ctx& ctx) {
+  auto r = http::Response::json(200, ctx.e.keys().jwks(ctx.tenant));
+  r.set_header("cache-control", "public, max-age=300");
+  r.set_header("access-control-allow-origin", "*");
+  return r;
+}
+
+}  // namespace
+
+void register_token_routes(Routes& r);
+
+void register_oidc_routes(Routes& r) {
+  r.add("GET", "/.well-known/openid-configuration", discovery);
+  r.add("GET", "/.well-known/jwks.json", jwks);
+  register_token_routes(r);
+}
+
+}  // namespace ks

@@ -1,0 +1,34 @@
+#pragma once
+// OpenID Connect / OAuth 2.0 endpoints of a tenant.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/engine_impl.h"
+
+namespace ks::oidc {
+
+// Signs claims with the tenant's current key. typ is "JWT" for ID tokens, "at+jwt" for access
+// tokens.
+std::string sign_token(EngineImpl& e, std::string_view tenant, const Json& claims,
+                       std::string_view typ);
+
+// Client authentication at the token endpoint (client_secret_basic or client_secret_post).
+// Returns the client record or throws an OAuth error response via OAuthError.
+struct OAuthError {
+  int status;
+  std::string error;
+  std::string description;
+};
+
+struct ClientAuth {
+  Json client;
+  std::string method;  // client_secret_basic | client_secret_post | none
+};
+ClientAuth authenticate_client(Ctx& ctx, const http::Params& form);
+
+// The client's stored secret, decrypted.
+std::optional<std::string> client_secret(EngineImpl& e, std::string_view tenant,
+                                         const Json& client);
+
+}  // namespace ks::oidc

@@ -1,0 +1,663 @@
+// SQLite implementation of core/store/store.h.
+//
+// One database, shared isolation: every key and every query carries tenant_id. A small pool of
+// connections (one per concurrent transaction, created on demand, capped) serves many threads;
+// each connection caches its prepared statements. ":memory:" uses a single connection so every
+// transaction sees the same database.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/store/store.h"
+
+namespace ks::store {
+namespace {
+
+// Numbered schema migrations, applied in order at open inside one transaction. To change the
+// schema, append {N + 1, "..."}; never edit an entry that has shipped.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE seq_counter (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  value INTEGER NOT NULL
+);
+INSERT INTO seq_counter (id, value) VALUES (1, 0);
+
+CREATE TABLE records (
+  tenant_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  ukey TEXT,
+  seq INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, kind, id)
+);
+CREATE UNIQUE INDEX records_ukey ON records (tenant_id, kind, ukey) WHERE ukey IS NOT NULL;
+CREATE INDEX records_seq ON records (tenant_id, kind, seq);
+
+CREATE TABLE links (
+  tenant_id TEXT NOT NULL,
+  rel TEXT NOT NULL,
+  from_id TEXT NOT NULL,
+  to_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  data TEXT,
+  PRIMARY KEY (tenant_id, rel, from_id, to_id)
+);
+CREATE INDEX links_from_seq ON links (tenant_id, rel, from_id, seq);
+CREATE INDEX links_to_seq ON links (tenant_id, rel, to_id, seq);
+)sql"},
+};
+
+constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
+constexpr size_t kMaxConnections = 16;
+constexpr int kBusyTimeoutMs = 5000;
+
+[[noreturn]] void throw_db(sqlite3* db, std::string_view what) {
+  throw StoreError(std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+std::string dump_json(const Json& j) {
+  try {
+    return j.dump();
+  } catch (const Json::exception& e) {
+    throw std::invalid_argument(std::string("store: document cannot be serialized: ") + e.what());
+  }
+}
+
+Json parse_json(std::string_view text) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::exception& e) {
+    throw StoreError(std::string("store: stored document is not valid JSON: ") + e.what());
+  }
+}
+
+int64_t clamp_i64(size_t v) {
+  constexpr auto kMax = static_cast<size_t>(std::numeric_limits<int64_t>::max());
+  return v > kMax ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(v);
+}
+
+// "$.\"field\"" for json_extract; the field must be [A-Za-z0-9_]+.
+std::string filter_path(const std::string& field) {
+  bool ok = !field.empty() && std::all_of(field.begin(), field.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+  });
+  if (!ok) throw std::invalid_argument("store: invalid filter field name '" + field + "'");
+  return "$.\"" + field + "\"";
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+// One SQLite connection and its prepared-statement cache. Used by one thread at a time.
+class Conn {
+ public:
+  Conn(const std::string& path, bool memory) {
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw StoreError("store: cannot open '" + path + "': " + msg);
+    }
+    try {
+      sqlite3_extended_result_codes(db_, 1);
+      sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+      exec("PRAGMA foreign_keys = ON");
+      if (!memory) {
+        // WAL + NORMAL: a commit survives a process crash (kill -9); only an OS crash or power
+        // loss can lose the last transactions. Keep the WAL file from staying huge.
+        exec("PRAGMA synchronous = NORMAL");
+        exec("PRAGMA journal_size_limit = 67108864");
+      }
+    } catch (...) {
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw;
+    }
+  }
+  ~Conn() {
+    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // Prepared once per connection, then reused.
+  sqlite3_stmt* prepare(std::string_view sql) {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                           &stmt, nullptr) != SQLITE_OK) {
+      throw_db(db_, "store: prepare failed");
+    }
+    stmts_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+  // Runs one or more statements with no parameters and no cached plan (setup only).
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw StoreError(std::string("store: ") + msg);
+    }
+  }
+
+  // Best effort, never throws: leaves the connection outside any transaction if it can.
+  void rollback() noexcept {
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  bool in_transaction() const noexcept { return !sqlite3_get_autocommit(db_); }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*, StringHash, std::equal_to<>> stmts_;
+};
+
+// A cached statement in use: bind, step, read columns; reset on scope exit.
+class Stmt {
+ public:
+  Stmt(Conn& c, std::string_view sql) : db_(c.db()), s_(c.prepare(sql)) {}
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  // Text is bound without copying: it must outlive the last step().
+  Stmt& bind(int i, std::string_view v) {
+    // A null data() would bind SQL NULL; an empty string_view must bind ''.
+    const char* p = v.data() ? v.data() : "";
+    check(sqlite3_bind_text(s_, i, p, static_cast<int>(v.size()), SQLITE_STATIC));
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Stmt& bind_null(int i) {
+    check(sqlite3_bind_null(s_, i));
+    return *this;
+  }
+  // NULL for an empty string_view.
+  Stmt& bind_opt(int i, std::string_view v) { return v.empty() ? bind_null(i) : bind(i, v); }
+
+  // True while there is a row.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    std::string msg = sqlite3_errmsg(db_);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) throw Conflict("store: " + msg);
+    throw StoreError("store: " + msg);
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int64_t changes() const { return sqlite3_changes64(db_); }
+
+  int64_t col_int(int i) const { return sqlite3_column_int64(s_, i); }
+  bool col_null(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
+  std::string_view col_text(int i) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
+    int n = sqlite3_column_bytes(s_, i);
+    return p ? std::string_view(p, static_cast<size_t>(n)) : std::string_view();
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw_db(db_, "store: bind failed");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+class SqliteTx final : public Tx {
+ public:
+  SqliteTx(Conn& c, std::string tenant, bool writable, SqliteTx* root)
+      : c_(c), tenant_(std::move(tenant)), writable_(writable), root_(root ? root : this) {}
+
+  const std::string& tenant() const override { return tenant_; }
+
+  std::optional<Record> get(std::string_view kind, std::string_view id) override {
+    Stmt s(c_, "SELECT seq, data FROM records WHERE tenant_id = ?1 AND kind = ?2 AND id = ?3");
+    s.bind(1, tenant_).bind(2, kind).bind(3, id);
+    if (!s.step()) return std::nullopt;
+    return Record{std::string(id), s.col_int(0), parse_json(s.col_text(1))};
+  }
+
+  std::optional<Record> find(std::string_view kind, std::string_view unique_key) override {
+    if (unique_key.empty()) return std::nullopt;
+    Stmt s(c_,
+           "SELECT id, seq, data FROM records WHERE tenant_id = ?1 AND kind = ?2 AND ukey = ?3");
+    s.bind(1, tenant_).bind(2, kind).bind(3, unique_key);
+    if (!s.step()) return std::nullopt;
+    return Record{std::string(s.col_text(0)), s.col_int(1), parse_json(s.col_text(2))};
+  }
+
+  Record insert(std::string_view kind, std::string_view id, const Json& data,
+                std::string_view unique_key) override {
+    check_writable();
+    const std::string doc = dump_json(data);
+    const int64_t seq = next_seq();
+    Stmt s(c_,
+           "INSERT INTO records (tenant_id, kind, id, ukey, seq, data) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    s.bind(1, tenant_).bind(2, kind).bind(3, id).bind_opt(4, unique_key).bind(5, seq).bind(6, doc);
+    s.run();
+    return Record{std::string(id), seq, data};
+  }
+
+  bool update(std::string_view kind, std::string_view id, const Json& data,
+              std::string_view unique_key) override {
+    check_writable();
+    const std::string doc = dump_json(data);
+    Stmt s(c_,
+           "UPDATE records SET data = ?4, ukey = ?5 "
+           "WHERE tenant_id = ?1 AND kind = ?2 AND id = ?3");
+    s.bind(1, tenant_).bind(2, kind).bind(3, id).bind(4, doc).bind_opt(5, unique_key);
+    s.run();
+    return s.changes() > 0;
+  }
+
+  bool remove(std::string_view kind, std::string_view id) override {
+    check_writable();
+    Stmt s(c_, "DELETE FROM records WHERE tenant_id = ?1 AND kind = ?2 AND id = ?3");
+    s.bind(1, tenant_).bind(2, kind).bind(3, id);
+    s.run();
+    return s.changes() > 0;
+  }
+
+  std::vector<Record> list(std::string_view kind, const ListQuery& q) override {
+    std::vector<Record> out;
+    std::string path;
+    if (!q.field.empty()) path = filter_path(q.field);
+    if (q.limit == 0) return out;
+    Stmt s(c_, path.empty() ? "SELECT id, seq, data FROM records "
+                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
+                              "ORDER BY seq LIMIT ?4 OFFSET ?5"
+                            : "SELECT id, seq, data FROM records "
+                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
+                              "AND json_extract(data, ?6) = ?7 "
+                              "ORDER BY seq LIMIT ?4 OFFSET ?5");
+    s.bind(1, tenant_).bind(2, kind).bind(3, q.after_seq);
+    s.bind(4, clamp_i64(q.limit)).bind(5, clamp_i64(q.offset));
+    if (!path.empty()) s.bind(6, path).bind(7, q.value);
+    out.reserve(std::min<size_t>(q.limit, 256));
+    while (s.step()) {
+      out.push_back(Record{std::string(s.col_text(0)), s.col_int(1), parse_json(s.col_text(2))});
+    }
+    return out;
+  }
+
+  size_t count(std::string_view kind, const ListQuery& q) override {
+    std::string path;
+    if (!q.field.empty()) path = filter_path(q.field);
+    Stmt s(c_, path.empty() ? "SELECT count(*) FROM records "
+                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3"
+                            : "SELECT count(*) FROM records "
+                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
+                              "AND json_extract(data, ?4) = ?5");
+    s.bind(1, tenant_).bind(2, kind).bind(3, q.after_seq);
+    if (!path.empty()) s.bind(4, path).bind(5, q.value);
+    s.step();
+    return static_cast<size_t>(s.col_int(0));
+  }
+
+  bool link(std::string_view rel, std::string_view from, std::string_view to,
+            const Json& data) override {
+    check_writable();
+    const std::string doc = data.is_null() ? std::string() : dump_json(data);
+    {
+      Stmt u(c_,
+             "UPDATE links SET data = ?5 "
+             "WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3 AND to_id = ?4");
+      u.bind(1, tenant_).bind(2, rel).bind(3, from).bind(4, to);
+      if (data.is_null()) {
+        u.bind_null(5);
+      } else {
+        u.bind(5, doc);
+      }
+      u.run();
+      if (u.changes() > 0) return false;
+    }
+    const int64_t seq = next_seq();
+    Stmt s(c_,
+           "INSERT INTO links (tenant_id, rel, from_id, to_id, seq, data) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    s.bind(1, tenant_).bind(2, rel).bind(3, from).bind(4, to).bind(5, seq);
+    if (data.is_null()) {
+      s.bind_null(6);
+    } else {
+      s.bind(6, doc);
+    }
+    s.run();
+    return true;
+  }
+
+  bool unlink(std::string_view rel, std::string_view from, std::string_view to) override {
+    check_writable();
+    Stmt s(c_,
+           "DELETE FROM links WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3 AND to_id = ?4");
+    s.bind(1, tenant_).bind(2, rel).bind(3, from).bind(4, to);
+    s.run();
+    return s.changes() > 0;
+  }
+
+  size_t unlink_from(std::string_view rel, std::string_view from) override {
+    check_writable();
+    Stmt s(c_, "DELETE FROM links WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3");
+    s.bind(1, tenant_).bind(2, rel).bind(3, from);
+    s.run();
+    return static_cast<size_t>(s.changes());
+  }
+
+  size_t unlink_to(std::string_view rel, std::string_view to) override {
+    check_writable();
+    Stmt s(c_, "DELETE FROM links WHERE tenant_id = ?1 AND rel = ?2 AND to_id = ?3");
+    s.bind(1, tenant_).bind(2, rel).bind(3, to);
+    s.run();
+    return static_cast<size_t>(s.changes());
+  }
+
+  bool linked(std::string_view rel, std::string_view from, std::string_view to) override {
+    Stmt s(c_,
+           "SELECT 1 FROM links "
+           "WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3 AND to_id = ?4");
+    s.bind(1, tenant_).bind(2, rel).bind(3, from).bind(4, to);
+    return s.step();
+  }
+
+  std::vector<Link> links_from(std::string_view rel, std::string_view from,
+                               const ListQuery& q) override {
+    return links(
+        "SELECT from_id, to_id, seq, data FROM links "
+        "WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3 AND seq > ?4 "
+        "ORDER BY seq LIMIT ?5 OFFSET ?6",
+        rel, from, q);
+  }
+
+  std::vector<Link> links_to(std::string_view rel, std::string_view to,
+                             const ListQuery& q) override {
+    return links(
+        "SELECT from_id, to_id, seq, data FROM links "
+        "WHERE tenant_id = ?1 AND rel = ?2 AND to_id = ?3 AND seq > ?4 "
+        "ORDER BY seq LIMIT ?5 OFFSET ?6",
+        rel, to, q);
+  }
+
+  size_t count_links_from(std::string_view rel, std::string_view from) override {
+    return count_links(
+        "SELECT count(*) FROM links WHERE tenant_id = ?1 AND rel = ?2 AND from_id = ?3", rel, from);
+  }
+
+  size_t count_links_to(std::string_view rel, std::string_view to) override {
+    return count_links(
+        "SELECT count(*) FROM links WHERE tenant_id = ?1 AND rel = ?2 AND to_id = ?3", rel, to);
+  }
+
+  Tx& scope(std::string_view tenant) override {
+    if (tenant == tenant_) return *this;
+    if (tenant == root_->tenant_) return *root_;
+    auto& scopes = root_->scopes_;
+    auto it = scopes.find(tenant);
+    if (it == scopes.end()) {
+      it = scopes
+               .emplace(std::string(tenant),
+                        std::make_unique<SqliteTx>(c_, std::string(tenant), writable_, root_))
+               .first;
+    }
+    return *it->second;
+  }
+
+  void purge_tenant() override {
+    check_writable();
+    {
+      Stmt s(c_, "DELETE FROM records WHERE tenant_id = ?1");
+      s.bind(1, tenant_).run();
+    }
+    Stmt s(c_, "DELETE FROM links WHERE tenant_id = ?1");
+    s.bind(1, tenant_).run();
+  }
+
+ private:
+  void check_writable() const {
+    if (!writable_) throw StoreError("store: write in a read-only transaction");
+  }
+
+  // Writers hold the database write lock (BEGIN IMMEDIATE), so a single counter row gives
+  // strictly increasing sequence numbers across processes; gaps after a Conflict are harmless.
+  int64_t next_seq() {
+    Stmt s(c_, "UPDATE seq_counter SET value = value + 1 WHERE id = 1 RETURNING value");
+    if (!s.step()) throw StoreError("store: sequence counter row is missing");
+    int64_t v = s.col_int(0);
+    s.run();
+    return v;
+  }
+
+  std::vector<Link> links(std::string_view sql, std::string_view rel, std::string_view id,
+                          const ListQuery& q) {
+    std::vector<Link> out;
+    if (q.limit == 0) return out;
+    Stmt s(c_, sql);
+    s.bind(1, tenant_).bind(2, rel).bind(3, id).bind(4, q.after_seq);
+    s.bind(5, clamp_i64(q.limit)).bind(6, clamp_i64(q.offset));
+    while (s.step()) {
+      Link l{std::string(s.col_text(0)), std::string(s.col_text(1)), s.col_int(2), nullptr};
+      if (!s.col_null(3)) l.data = parse_json(s.col_text(3));
+      out.push_back(std::move(l));
+    }
+    return out;
+  }
+
+  size_t count_links(std::string_view sql, std::string_view rel, std::string_view id) {
+    Stmt s(c_, sql);
+    s.bind(1, tenant_).bind(2, rel).bind(3, id);
+    s.step();
+    return static_cast<size_t>(s.col_int(0));
+  }
+
+  Conn& c_;
+  std::string tenant_;
+  bool writable_;
+  SqliteTx* root_;
+  std::map<std::string, std::unique_ptr<SqliteTx>, std::less<>> scopes_;  // root only
+};
+
+// Stores with a transaction open on the current thread. A nested read/write on the same store
+// from inside fn would deadlock (single connection, write lock) or silently miss the outer
+// transaction's writes, so it is refused.
+thread_local std::vector<const void*> t_active_stores;
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::string path)
+      : path_(std::move(path)), memory_(path_ == ":memory:" || path_.empty()) {
+    cap_ = memory_ ? 1 : kMaxConnections;
+    idle_.reserve(cap_);  // release() never allocates
+    auto c = std::make_unique<Conn>(path_, memory_);
+    if (!memory_) {
+      Stmt s(*c, "PRAGMA journal_mode = WAL");
+      std::string mode = s.step() ? std::string(s.col_text(0)) : std::string();
+      if (mode != "wal") throw StoreError("store: cannot enable WAL mode (got '" + mode + "')");
+    }
+    migrate(*c);
+    idle_.push_back(std::move(c));
+    open_ = 1;
+  }
+
+  void read(std::string_view tenant, const std::function<void(Tx&)>& fn) override {
+    run(tenant, fn, false);
+  }
+  void write(std::string_view tenant, const std::function<void(Tx&)>& fn) override {
+    run(tenant, fn, true);
+  }
+  int schema_version() override { return version_; }
+
+ private:
+  void migrate(Conn& c) {
+    c.exec("BEGIN IMMEDIATE");
+    try {
+      c.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          " version INTEGER PRIMARY KEY,"
+          " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))");
+      int current = 0;
+      {
+        Stmt s(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+        if (s.step()) current = static_cast<int>(s.col_int(0));
+      }
+      if (current > kLatestVersion) {
+        throw StoreError("store: database schema version " + std::to_string(current) +
+                         " is newer than this build supports (" + std::to_string(kLatestVersion) +
+                         ")");
+      }
+      for (const auto& m : kMigrations) {
+        if (m.version <= current) continue;
+        c.exec(m.sql);
+        Stmt s(c, "INSERT INTO schema_migrations (version) VALUES (?1)");
+        s.bind(1, int64_t{m.version}).run();
+        current = m.version;
+      }
+      c.exec("COMMIT");
+      version_ = current;
+    } catch (...) {
+      c.rollback();
+      throw;
+    }
+  }
+
+  // A pooled connection, returned on destruction.
+  class Lease {
+   public:
+    explicit Lease(SqliteStore& st) : st_(st), c_(st.acquire()) {}
+    ~Lease() { st_.release(std::move(c_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Conn& conn() { return *c_; }
+
+   private:
+    SqliteStore& st_;
+    std::unique_ptr<Conn> c_;
+  };
+
+  struct NestGuard {
+    explicit NestGuard(const void* st) : st_(st) {
+      if (std::find(t_active_stores.begin(), t_active_stores.end(), st) != t_active_stores.end()) {
+        throw StoreError("store: nested transaction on the same thread; use the Tx you have");
+      }
+      t_active_stores.push_back(st);
+    }
+    ~NestGuard() {
+      auto it = std::find(t_active_stores.begin(), t_active_stores.end(), st_);
+      if (it != t_active_stores.end()) t_active_stores.erase(it);
+    }
+    NestGuard(const NestGuard&) = delete;
+    NestGuard& operator=(const NestGuard&) = delete;
+    const void* st_;
+  };
+
+  std::unique_ptr<Conn> acquire() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !idle_.empty() || open_ < cap_; });
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++open_;
+    lk.unlock();
+    try {
+      return std::make_unique<Conn>(path_, memory_);
+    } catch (...) {
+      lk.lock();
+      --open_;
+      lk.unlock();
+      cv_.notify_one();
+      throw;
+    }
+  }
+
+  void release(std::unique_ptr<Conn> c) noexcept {
+    c->rollback();
+    // A connection stuck in a transaction is discarded (never the only in-memory one).
+    if (c->in_transaction() && !memory_) c.reset();
+    {
+      std::lock_guard lk(mu_);
+      if (c) {
+        idle_.push_back(std::move(c));
+      } else {
+        --open_;
+      }
+    }
+    cv_.notify_one();
+  }
+
+  void run(std::string_view tenant, const std::function<void(Tx&)>& fn, bool write) {
+    NestGuard nest(this);
+    // In-process writers queue here rather than in SQLite's sleeping busy handler; other
+    // processes are still covered by busy_timeout.
+    std::unique_lock wl(write_mu_, std::defer_lock);
+    if (write) wl.lock();
+    Lease lease(*this);
+    Conn& c = lease.conn();
+    Stmt(c, write ? "BEGIN IMMEDIATE" : "BEGIN").run();
+    try {
+      {
+        SqliteTx tx(c, std::string(tenant), write, nullptr);
+        fn(tx);
+      }
+      Stmt(c, "COMMIT").run();
+    } catch (...) {
+      c.rollback();
+      throw;
+    }
+  }
+
+  std::string path_;
+  bool memory_;
+  size_t cap_ = 1;
+  int version_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  size_t open_ = 0;
+  std::mutex write_mu_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite(const std::string& path) {
+  if (!sqlite3_threadsafe()) throw StoreError("store: SQLite was built without thread support");
+  return std::make_unique<SqliteStore>(path);
+}
+
+}  // namespace ks::store

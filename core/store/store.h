@@ -1,0 +1,112 @@
+#pragma once
+// The storage interface. core/ defines it; core/store/sqlite (and later postgres) implement it.
+//
+// Data model: every record belongs to exactly one tenant and is reached only through a Tx,
+// which is bound to one tenant. Records are JSON documents grouped by `kind` ("user",
+// "client", ...) with a string id, an optional unique key within (tenant, kind) (e.g. a
+// lower-cased email, a resource-server identifier) and an insertion sequence used for stable
+// ordering and checkpoint pagination. Relations ("role_permission", "org_member", ...) are
+// (from, to) pairs with an optional JSON payload, also per tenant.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json.h"
+
+namespace ks::store {
+
+// A unique id or unique key already exists.
+struct Conflict : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// The database failed (I/O, corruption, busy beyond the timeout).
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Record {
+  std::string id;
+  int64_t seq = 0;  // strictly increasing per store, in insertion order
+  Json data;
+};
+
+struct ListQuery {
+  size_t offset = 0;
+  size_t limit = 50;
+  int64_t after_seq = 0;  // checkpoint pagination: only records with seq > after_seq
+  // Optional exact-match filter on one top-level string member of the document.
+  std::string field;
+  std::string value;
+};
+
+struct Link {
+  std::string from;
+  std::string to;
+  int64_t seq = 0;
+  Json data;  // null when none was stored
+};
+
+// A transaction bound to one tenant. Read-only Txs throw StoreError on writes.
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  virtual const std::string& tenant() const = 0;
+
+  virtual std::optional<Record> get(std::string_view kind, std::string_view id) = 0;
+  virtual std::optional<Record> find(std::string_view kind, std::string_view unique_key) = 0;
+  // Throws Conflict if the id or the (non-empty) unique key already exists.
+  virtual Record insert(std::string_view kind, std::string_view id, const Json& data,
+                        std::string_view unique_key = {}) = 0;
+  // Replaces the document (and unique key). Returns false if there is no such record.
+  // Throws Conflict on a unique-key clash.
+  virtual bool update(std::string_view kind, std::string_view id, const Json& data,
+                      std::string_view unique_key = {}) = 0;
+  virtual bool remove(std::string_view kind, std::string_view id) = 0;
+  virtual std::vector<Record> list(std::string_view kind, const ListQuery& q) = 0;
+  virtual size_t count(std::string_view kind, const ListQuery& q = {}) = 0;
+
+  // Returns false if the link existed already (its data is then replaced).
+  virtual bool link(std::string_view rel, std::string_view from, std::string_view to,
+                    const Json& data = nullptr) = 0;
+  virtual bool unlink(std::string_view rel, std::string_view from, std::string_view to) = 0;
+  // Removes every link of `rel` whose from (or to) is `id`. Returns how many.
+  virtual size_t unlink_from(std::string_view rel, std::string_view from) = 0;
+  virtual size_t unlink_to(std::string_view rel, std::string_view to) = 0;
+  virtual bool linked(std::string_view rel, std::string_view from, std::string_view to) = 0;
+  // Links of `rel` from `from`, in insertion order (offset/limit/after_seq apply).
+  virtual std::vector<Link> links_from(std::string_view rel, std::string_view from,
+                                       const ListQuery& q) = 0;
+  virtual std::vector<Link> links_to(std::string_view rel, std::string_view to,
+                                     const ListQuery& q) = 0;
+  virtual size_t count_links_from(std::string_view rel, std::string_view from) = 0;
+  virtual size_t count_links_to(std::string_view rel, std::string_view to) = 0;
+
+  // Another tenant's view inside the same transaction (entity sync fan-out writes every child
+  // in one transaction). The returned Tx is valid while this one is.
+  virtual Tx& scope(std::string_view tenant) = 0;
+  // Deletes every record and link of this Tx's tenant.
+  virtual void purge_tenant() = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Runs fn in a read transaction (a consistent snapshot).
+  virtual void read(std::string_view tenant, const std::function<void(Tx&)>& fn) = 0;
+  // Runs fn in a write transaction: committed when fn returns, rolled back if it throws
+  // (the exception propagates). Committed writes are durable against a process crash.
+  virtual void write(std::string_view tenant, const std::function<void(Tx&)>& fn) = 0;
+  // Schema version after migrations.
+  virtual int schema_version() = 0;
+};
+
+// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and runs migrations.
+// ":memory:" gives a private in-memory database (tests).
+std::unique_ptr<Store> open_sqlite(const std::string& path);
+
+}  // namespace ks::store

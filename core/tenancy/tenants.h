@@ -1,0 +1,48 @@
+#pragma once
+// Tenant registry and lifecycle. Tenants are records of kind "tenant" in the control plane's
+// scope; custom domains are records of kind "custom_domain" (id = host) pointing at a tenant.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/json.h"
+#include "core/store/store.h"
+
+namespace ks {
+class EngineImpl;
+}
+
+namespace ks::tenancy {
+
+inline constexpr std::string_view kTenantKind = "tenant";
+inline constexpr std::string_view kCustomDomainKind = "custom_domain";
+
+class TenantService {
+ public:
+  explicit TenantService(EngineImpl& e) : e_(e) {}
+
+  std::optional<Json> get(std::string_view id);
+  // Validates and provisions a tenant. Throws http::HttpError (400 invalid or reserved id,
+  // 409 duplicate). Returns the public tenant representation.
+  Json create(const Json& body);
+  Json update(std::string_view id, const Json& body);
+  // Deletes a child tenant and all its data; idempotent (false if it did not exist).
+  bool remove(std::string_view id);
+
+  std::optional<std::string> tenant_of_domain(std::string_view host);
+  std::string canonical_issuer(std::string_view id);
+
+  // Creates the control plane on first start (idempotent).
+  void ensure_control_plane();
+
+  // Public view of a stored tenant record.
+  static Json view(const Json& record);
+
+ private:
+  void provision_defaults(store::Tx& tx);
+  void check_domains(store::Tx& cp, const Json& domains, std::string_view tenant);
+
+  EngineImpl& e_;
+};
+
+}  // namespace ks::tenancy

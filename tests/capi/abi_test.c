@@ -1,0 +1,77 @@
+/* Exercises the C ABI using only keystead.h, as a C host would. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keystead.h"
+
+static int failures = 0;
+static int passed = 0;
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      ++passed;                                                                \
+    } else {                                                                   \
+      ++failures;                                                              \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                          \
+  } while (0)
+
+int main(int argc, char** argv) {
+  const char* dir = argc > 1 ? argv[1] : "abi-test-data";
+  char config[1024];
+  snprintf(config, sizeof config,
+           "{\"data_dir\":\"%s\",\"mode\":\"dev\",\"public_url\":\"https://id.example.com\","
+           "\"master_key\":\"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"}",
+           dir);
+
+  CHECK(strlen(ks_version()) > 0);
+  CHECK(ks_abi_version() == KS_ABI_VERSION);
+  CHECK(ks_last_error() != NULL);
+
+  ks_engine* engine = NULL;
+  CHECK(ks_engine_open(&engine, "{not json") == KS_EINVALID);
+  CHECK(engine == NULL);
+  CHECK(strlen(ks_last_error()) > 0);
+  CHECK(ks_engine_open(&engine, "{\"no_such_setting\":1}") == KS_EINVALID);
+  CHECK(strstr(ks_last_error(), "no_such_setting") != NULL);
+
+  int rc = ks_engine_open(&engine, config);
+  CHECK(rc == KS_OK);
+  if (rc != KS_OK) {
+    fprintf(stderr, "open failed: %s\n", ks_last_error());
+    return 1;
+  }
+
+  char* response = NULL;
+  CHECK(ks_engine_handle(&response, engine,
+                         "{\"method\":\"GET\",\"path\":\"/.well-known/openid-configuration\","
+                         "\"headers\":{\"host\":\"id.example.com\"},\"secure\":true}") == KS_OK);
+  CHECK(response != NULL);
+  if (response) {
+    CHECK(strstr(response, "\"status\":200") != NULL);
+    CHECK(strstr(response, "https://id.example.com/oauth/token") != NULL);
+    ks_free(response);
+  }
+
+  response = NULL;
+  CHECK(ks_engine_handle(&response, engine, "{\"method\":\"GET\",\"path\":\"/t/nope/x\"}") ==
+        KS_OK);
+  if (response) {
+    CHECK(strstr(response, "\"status\":404") != NULL);
+    ks_free(response);
+  }
+
+  response = NULL;
+  CHECK(ks_engine_handle(&response, engine, "[1,2]") == KS_EINVALID);
+  CHECK(response == NULL);
+  CHECK(ks_engine_handle(NULL, engine, "{}") == KS_EINVALID);
+
+  ks_free(NULL);
+  ks_engine_close(engine);
+  ks_engine_close(NULL);
+
+  printf("%d passed, %d failed\n", passed, failures);
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,2 @@
+#include "keystead.h"
+int main(void) { return ks_abi_version() == KS_ABI_VERSION ? 0 : 1; }

@@ -1,0 +1,427 @@
+// The engine end to end through Engine::handle, with an in-memory store, a manual clock and a
+// seeded random source: exact and fast.
+#include "core/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "core/crypto/crypto.h"
+#include "core/http/form.h"
+
+using ks::Json;
+using ks::http::Request;
+using ks::http::Response;
+
+namespace {
+
+constexpr const char* kBootId = "boot-client";
+constexpr const char* kBootSecret = "boot-secret-0123456789abcdef";
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ks-engine-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ks::Config cfg;
+    cfg.data_dir = dir_;
+    cfg.public_url = "http://id.test";
+    cfg.master_key = std::string(64, 'a');
+    cfg.bootstrap_client_id = kBootId;
+    cfg.bootstrap_client_secret = kBootSecret;
+    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
+    ks::Engine::Deps deps;
+    deps.store = ks::store::open_sqlite(":memory:");
+    deps.clock = clock_;
+    deps.random = ks::crypto::seeded_random(42);
+    engine_ = ks::Engine::open(cfg, std::move(deps));
+  }
+  void TearDown() override {
+    engine_.reset();
+    std::string cmd = "rm -rf " + dir_;
+    (void)std::system(cmd.c_str());
+  }
+
+  Response call(const std::string& method, const std::string& target, const Json& body = nullptr,
+                const std::string& token = "", const std::string& content_type = "") {
+    Request r;
+    r.method = method;
+    r.set_target(target);
+    r.add_header("host", "id.test");
+    if (!token.empty()) r.add_header("authorization", "Bearer " + token);
+    if (!body.is_null()) {
+      r.body = body.is_string() ? body.get<std::string>() : body.dump();
+      r.add_header("content-type", content_type.empty() ? "application/json" : content_type);
+    }
+    return engine_->handle(r);
+  }
+
+  std::string token(const std::string& prefix, const std::string& id, const std::string& secret,
+                    const std::string& audience = "urn:keystead:management") {
+    auto r = call("POST", prefix + "/oauth/token",
+                  "grant_type=client_credentials&client_id=" + ks::http::url_encode(id) +
+                      "&client_secret=" + ks::http::url_encode(secret) +
+                      "&audience=" + ks::http::url_encode(audience),
+                  "", "application/x-www-form-urlencoded");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Json::parse(r.body).value("access_token", "");
+  }
+
+  std::string admin() { return token("", kBootId, kBootSecret); }
+
+  static Json body(const Response& r) { return Json::parse(r.body); }
+
+  std::string dir_;
+  std::shared_ptr<ks::ManualClock> clock_;
+  std::unique_ptr<ks::Engine> engine_;
+};
+
+}  // namespace
+
+TEST_F(EngineTest, HealthAndDiscovery) {
+  EXPECT_EQ(call("GET", "/healthz").status, 200);
+  auto d = call("GET", "/.well-known/openid-configuration");
+  ASSERT_EQ(d.status, 200);
+  EXPECT_EQ(body(d)["issuer"], "http://id.test/");
+  auto t = call("GET", "/t/control_plane/.well-known/openid-configuration");
+  EXPECT_EQ(body(t)["issuer"], "http://id.test/t/control_plane/");
+  EXPECT_EQ(body(t)["token_endpoint"], "http://id.test/t/control_plane/oauth/token");
+}
+
+TEST_F(EngineTest, ClientCredentialsTokenHasClaimsAndVerifiesWithJwks) {
+  auto tok = admin();
+  auto jws = ks::crypto::jws_parse(tok);
+  ASSERT_TRUE(jws);
+  EXPECT_EQ(jws->header["typ"], "at+jwt");
+  EXPECT_EQ(jws->payload["iss"], "http://id.test/");
+  EXPECT_EQ(jws->payload["sub"], std::string(kBootId) + "@clients");
+  EXPECT_EQ(jws->payload["aud"], "urn:keystead:management");
+  EXPECT_EQ(jws->payload["azp"], kBootId);
+  EXPECT_EQ(jws->payload["tenant_id"], "control_plane");
+  EXPECT_EQ(jws->payload["iat"], 1'800'000'000);
+  EXPECT_GT(jws->payload["exp"].get<int64_t>(), 1'800'000'000);
+  EXPECT_NE(jws->payload["scope"].get<std::string>().find("admin:organizations"),
+            std::string::npos);
+  auto jwks = body(call("GET", "/.well-known/jwks.json"));
+  ASSERT_EQ(jwks["keys"].size(), 1u);
+  EXPECT_EQ(jwks["keys"][0]["kid"], jws->header["kid"]);
+}
+
+TEST_F(EngineTest, TokenEndpointErrors) {
+  auto form = [&](const std::string& f, const std::string& basic = "") {
+    Request r;
+    r.method = "POST";
+    r.set_target("/oauth/token");
+    r.add_header("content-type", "application/x-www-form-urlencoded");
+    if (!basic.empty()) r.add_header("authorization", "Basic " + ks::crypto::base64_encode(basic));
+    r.body = f;
+    return engine_->handle(r);
+  };
+  auto bad = form(
+      "grant_type=client_credentials&client_id=boot-client&client_secret=nope&audience=urn:"
+      "keystead:management");
+  EXPECT_EQ(bad.status, 401);
+  EXPECT_EQ(body(bad)["error"], "invalid_client");
+  auto basic = form("grant_type=client_credentials&audience=urn:keystead:management",
+                    std::string(kBootId) + ":" + kBootSecret);
+  EXPECT_EQ(basic.status, 200) << basic.body;
+  auto noaud = form("grant_type=client_credentials", std::string(kBootId) + ":" + kBootSecret);
+  EXPECT_EQ(noaud.status, 400);
+  EXPECT_EQ(body(noaud)["error"], "invalid_request");
+  auto unknown = form("grant_type=client_credentials&audience=https://nope",
+                      std::string(kBootId) + ":" + kBootSecret);
+  EXPECT_EQ(unknown.status, 403);
+  EXPECT_EQ(body(unknown)["error"], "access_denied");
+  auto grant = form("grant_type=magic", std::string(kBootId) + ":" + kBootSecret);
+  EXPECT_EQ(grant.status, 400);
+  EXPECT_EQ(body(grant)["error"], "unsupported_grant_type");
+  // Narrowing the scope.
+  auto narrow = form(
+      "grant_type=client_credentials&audience=urn:keystead:management&scope=read:users%20bogus",
+      std::string(kBootId) + ":" + kBootSecret);
+  EXPECT_EQ(body(narrow)["scope"], "read:users");
+}
+
+TEST_F(EngineTest, TenantLifecycleThroughApi) {
+  auto tok = admin();
+  auto c = call("POST", "/api/v2/tenants", {{"id", "acme"}, {"friendly_name", "Acme"}}, tok);
+  ASSERT_EQ(c.status, 201) << c.body;
+  EXPECT_EQ(body(c)["status"], "active");
+  EXPECT_EQ(call("POST", "/api/v2/tenants", {{"id", "acme"}}, tok).status, 409);
+  EXPECT_EQ(call("POST", "/api/v2/tenants", {{"id", "Bad!"}}, tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/tenants", {{"id", "www"}}, tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/tenants", {{"id", 7}}, tok).status, 400);
+  auto orgs = body(call("GET", "/api/v2/organizations", nullptr, tok));
+  bool found = false;
+  for (const auto& o : orgs)
+    found = found || (o["name"] == "acme" && o["metadata"]["tenant_id"] == "acme");
+  EXPECT_TRUE(found);
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 200);
+  auto p = call("PATCH", "/api/v2/tenants/acme", {{"friendly_name", "Acme 2"}}, tok);
+  EXPECT_EQ(body(p)["friendly_name"], "Acme 2");
+  EXPECT_EQ(call("DELETE", "/api/v2/tenants/control_plane", nullptr, tok).status, 403);
+  EXPECT_EQ(call("DELETE", "/api/v2/tenants/acme", nullptr, tok).status, 204);
+  EXPECT_EQ(call("GET", "/api/v2/tenants/acme", nullptr, tok).status, 404);
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 404);
+  EXPECT_EQ(call("DELETE", "/api/v2/tenants/acme", nullptr, tok).status, 404);
+  EXPECT_TRUE(body(call("GET", "/api/v2/organizations", nullptr, tok)).size() == 0);
+}
+
+TEST_F(EngineTest, ManagementAuthErrors) {
+  EXPECT_EQ(call("GET", "/api/v2/users").status, 401);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, "garbage").status, 401);
+  // alg none with plausible claims.
+  auto none =
+      ks::crypto::base64url_encode(R"({"alg":"none","typ":"JWT","kid":"x"})") + "." +
+      ks::crypto::base64url_encode(
+          R"({"iss":"http://id.test/","tenant_id":"control_plane","aud":"urn:keystead:management","exp":9999999999,"scope":"read:users"})") +
+      ".";
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, none).status, 401);
+  // Tampered payload.
+  auto tok = admin();
+  auto jws = ks::crypto::jws_parse(tok);
+  Json claims = jws->payload;
+  claims["tenant_id"] = "control_plane";
+  claims["scope"] = "read:users admin:organizations";
+  auto dot = tok.find('.');
+  auto dot2 = tok.find('.', dot + 1);
+  auto tampered =
+      tok.substr(0, dot) + "." + ks::crypto::base64url_encode(claims.dump()) + tok.substr(dot2);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tampered).status, 401);
+  // Expiry, with the injected clock.
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tok).status, 200);
+  clock_->advance(86400 + 1);
+  auto expired = call("GET", "/api/v2/users", nullptr, tok);
+  EXPECT_EQ(expired.status, 401);
+  EXPECT_EQ(body(expired)["message"], "Expired token");
+}
+
+TEST_F(EngineTest, TenantTokenActsOnlyOnItsTenant) {
+  auto tok = admin();
+  ASSERT_EQ(call("POST", "/api/v2/tenants", {{"id", "acme"}}, tok).status, 201);
+  ASSERT_EQ(call("POST", "/api/v2/tenants", {{"id", "other"}}, tok).status, 201);
+  auto client = body(call("POST", "/t/acme/api/v2/clients",
+                          {{"name", "m2m"}, {"app_type", "non_interactive"}}, tok));
+  auto g = call("POST", "/t/acme/api/v2/client-grants",
+                {{"client_id", client["client_id"]},
+                 {"audience", "urn:keystead:management"},
+                 {"scope", {"read:users"}}},
+                tok);
+  ASSERT_EQ(g.status, 201) << g.body;
+  auto acme_tok = token("/t/acme", client["client_id"], client["client_secret"]);
+  EXPECT_EQ(call("GET", "/t/acme/api/v2/users", nullptr, acme_tok).status, 200);
+  EXPECT_EQ(call("GET", "/t/acme/api/v2/clients", nullptr, acme_tok).status, 403);
+  EXPECT_EQ(call("GET", "/t/other/api/v2/users", nullptr, acme_tok).status, 403);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, acme_tok).status, 403);
+  // The tenant's token endpoint does not know the control plane's clients.
+  auto r = call("POST", "/t/acme/oauth/token",
+                std::string("grant_type=client_credentials&client_id=") + kBootId +
+                    "&client_secret=" + kBootSecret + "&audience=urn:keystead:management",
+                "", "application/x-www-form-urlencoded");
+  EXPECT_EQ(r.status, 401);
+}
+
+TEST_F(EngineTest, UsersRolesPermissionsOrganizations) {
+  auto tok = admin();
+  ASSERT_EQ(call("POST", "/api/v2/tenants", {{"id", "acme"}}, tok).status, 201);
+  const std::string t = "/t/acme/api/v2";
+  auto u = call("POST", t + "/users",
+                {{"email", "Alice@Example.com"},
+                 {"password", "correct horse battery"},
+                 {"connection", "Username-Password-Authentication"}},
+                tok);
+  ASSERT_EQ(u.status, 201) << u.body;
+  auto user = body(u);
+  const std::string uid = user["user_id"];
+  EXPECT_TRUE(uid.starts_with("auth0|"));
+  EXPECT_EQ(uid.size(), 6u + 24u);
+  EXPECT_EQ(user["email"], "alice@example.com");
+  EXPECT_EQ(u.body.find("password"), std::string::npos);
+  EXPECT_EQ(u.body.find("argon2"), std::string::npos);
+  EXPECT_EQ(call("POST", t + "/users",
+                 {{"email", "alice@example.com"},
+                  {"password", "another long one"},
+                  {"connection", "Username-Password-Authentication"}},
+                 tok)
+                .status,
+            409);
+  EXPECT_EQ(call("POST", t + "/users",
+                 {{"email", "b@example.com"},
+                  {"password", "short"},
+                  {"connection", "Username-Password-Authentication"}},
+                 tok)
+                .status,
+            400);
+  EXPECT_EQ(
+      call("POST", t + "/users",
+           {{"email", "b@example.com"}, {"password", "long enough pw"}, {"connection", "nope"}},
+           tok)
+          .status,
+      400);
+
+  auto rs = call("POST", t + "/resource-servers",
+                 {{"name", "Things"},
+                  {"identifier", "https://api.acme.test"},
+                  {"scopes", {{{"value", "read:things"}, {"description", "Read"}}}}},
+                 tok);
+  ASSERT_EQ(rs.status, 201) << rs.body;
+  EXPECT_TRUE(body(rs)["id"].get<std::string>().starts_with("api_"));
+  EXPECT_EQ(
+      call("POST", t + "/resource-servers", {{"identifier", "https://api.acme.test"}}, tok).status,
+      409);
+  EXPECT_EQ(
+      call("POST", t + "/resource-servers", {{"identifier", "x"}, {"is_system", true}}, tok).status,
+      400);
+
+  auto role = body(call("POST", t + "/roles", {{"name", "reader"}}, tok));
+  const std::string rid = role["id"];
+  EXPECT_TRUE(rid.starts_with("rol_"));
+  Json perms = {{"permissions",
+                 {{{"resource_server_identifier", "https://api.acme.test"},
+                   {"permission_name", "read:things"}}}}};
+  EXPECT_EQ(call("POST", t + "/roles/" + rid + "/permissions", perms, tok).status, 204);
+  Json bad_perms = {
+      {"permissions",
+       {{{"resource_server_identifier", "https://api.acme.test"}, {"permission_name", "nope"}}}}};
+  EXPECT_EQ(call("POST", t + "/roles/" + rid + "/permissions", bad_perms, tok).status, 400);
+  auto rp = body(call("GET", t + "/roles/" + rid + "/permissions", nullptr, tok));
+  ASSERT_EQ(rp.size(), 1u);
+  EXPECT_EQ(rp[0]["permission_name"], "read:things");
+  EXPECT_EQ(rp[0]["resource_server_name"], "Things");
+
+  const std::string uenc = ks::http::url_encode(uid);
+  EXPECT_EQ(call("POST", t + "/users/" + uenc + "/roles", {{"roles", {rid}}}, tok).status, 204);
+  auto ur = body(call("GET", t + "/users/" + uenc + "/roles?include_totals=true", nullptr, tok));
+  EXPECT_EQ(ur["total"], 1);
+  EXPECT_EQ(ur["roles"][0]["id"], rid);
+  EXPECT_EQ(call("POST", t + "/users/" + uenc + "/permissions", perms, tok).status, 204);
+  EXPECT_EQ(body(call("GET", t + "/users/" + uenc + "/permissions", nullptr, tok)).size(), 1u);
+
+  auto org = body(
+      call("POST", t + "/organizations", {{"name", "acme-east"}, {"display_name", "East"}}, tok));
+  const std::string oid = org["id"];
+  EXPECT_TRUE(oid.starts_with("org_"));
+  EXPECT_EQ(
+      call("POST", t + "/organizations/" + oid + "/members", {{"members", {uid}}}, tok).status,
+      204);
+  EXPECT_EQ(call("POST", t + "/organizations/" + oid + "/members/" + uenc + "/roles",
+                 {{"roles", {rid}}}, tok)
+                .status,
+            204);
+  auto members = body(call("GET", t + "/organizations/" + oid + "/members", nullptr, tok));
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0]["roles"][0]["id"], rid);
+  EXPECT_EQ(body(call("GET", t + "/organizations/name/acme-east", nullptr, tok))["id"], oid);
+  EXPECT_EQ(body(call("GET", t + "/users/" + uenc + "/organizations", nullptr, tok))[0]["id"], oid);
+
+  // Deleting the user removes every link that names it.
+  EXPECT_EQ(call("DELETE", t + "/users/" + uenc, nullptr, tok).status, 204);
+  EXPECT_EQ(body(call("GET", t + "/organizations/" + oid + "/members", nullptr, tok)).size(), 0u);
+  EXPECT_EQ(body(call("GET", t + "/roles/" + rid + "/users", nullptr, tok)).size(), 0u);
+  EXPECT_EQ(call("GET", t + "/users/" + uenc, nullptr, tok).status, 404);
+}
+
+TEST_F(EngineTest, ClientsSecretsAndRotation) {
+  auto tok = admin();
+  auto c = call("POST", "/api/v2/clients",
+                {{"name", "web"}, {"callbacks", {"https://app.test/cb"}}}, tok);
+  ASSERT_EQ(c.status, 201);
+  auto client = body(c);
+  const std::string id = client["client_id"], secret = client["client_secret"];
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(secret.size(), 64u);
+  auto g = call("GET", "/api/v2/clients/" + id, nullptr, tok);
+  EXPECT_EQ(g.body.find(secret), std::string::npos);
+  EXPECT_FALSE(body(g).contains("client_secret"));
+  auto rot = body(call("POST", "/api/v2/clients/" + id + "/rotate-secret", nullptr, tok));
+  EXPECT_EQ(rot["client_secret"].get<std::string>().size(), 64u);
+  EXPECT_NE(rot["client_secret"], secret);
+  EXPECT_EQ(call("POST", "/api/v2/clients", {{"name", "x"}, {"client_secret", "mine"}}, tok).status,
+            400);
+  EXPECT_EQ(call("POST", "/api/v2/clients", {{"name", "x"}, {"app_type", "bogus"}}, tok).status,
+            400);
+  EXPECT_EQ(
+      call("POST", "/api/v2/clients", {{"name", "x"}, {"callbacks", {"not a url"}}}, tok).status,
+      400);
+}
+
+TEST_F(EngineTest, ConnectionSecretsAreWriteOnly) {
+  auto tok = admin();
+  auto c = call("POST", "/api/v2/connections",
+                {{"name", "upstream"},
+                 {"strategy", "oidc"},
+                 {"options", {{"client_id", "abc"}, {"client_secret", "super-secret-value-1234"}}}},
+                tok);
+  ASSERT_EQ(c.status, 201) << c.body;
+  EXPECT_EQ(c.body.find("super-secret-value"), std::string::npos);
+  auto con = body(c);
+  EXPECT_EQ(con["options"]["client_secret_hint"], "****1234");
+  EXPECT_EQ(con["options"]["client_id"], "abc");
+  // Patching options without the secret keeps it.
+  auto p = body(call("PATCH", "/api/v2/connections/" + con["id"].get<std::string>(),
+                     {{"options", {{"client_id", "def"}}}}, tok));
+  EXPECT_EQ(p["options"]["client_secret_hint"], "****1234");
+  EXPECT_EQ(p["options"]["client_id"], "def");
+  EXPECT_EQ(
+      call("POST", "/api/v2/connections", {{"name", "bad name"}, {"strategy", "oidc"}}, tok).status,
+      400);
+  EXPECT_EQ(
+      call("POST", "/api/v2/connections", {{"name", "upstream"}, {"strategy", "oidc"}}, tok).status,
+      409);
+}
+
+TEST_F(EngineTest, PaginationShapes) {
+  auto tok = admin();
+  for (int i = 0; i < 7; ++i)
+    ASSERT_EQ(call("POST", "/api/v2/roles", {{"name", "r" + std::to_string(i)}}, tok).status, 201);
+  // Tenant Admin exists too: 8 roles.
+  auto bare = body(call("GET", "/api/v2/roles?per_page=3&page=1", nullptr, tok));
+  ASSERT_TRUE(bare.is_array());
+  EXPECT_EQ(bare.size(), 3u);
+  auto tot = body(call("GET", "/api/v2/roles?per_page=3&page=2&include_totals=true", nullptr, tok));
+  EXPECT_EQ(tot["start"], 6);
+  EXPECT_EQ(tot["limit"], 3);
+  EXPECT_EQ(tot["length"], 2);
+  EXPECT_EQ(tot["total"], 8);
+  EXPECT_EQ(call("GET", "/api/v2/roles?per_page=101", nullptr, tok).status, 400);
+  EXPECT_EQ(call("GET", "/api/v2/roles?page=-1", nullptr, tok).status, 400);
+  // Checkpoints walk every item exactly once.
+  std::set<std::string> seen;
+  std::string from;
+  for (int guard = 0; guard < 10; ++guard) {
+    auto page = body(
+        call("GET", "/api/v2/roles?take=3" + (from.empty() ? "" : "&from=" + from), nullptr, tok));
+    for (const auto& r : page["roles"]) EXPECT_TRUE(seen.insert(r["id"]).second);
+    if (!page.contains("next")) break;
+    from = page["next"];
+  }
+  EXPECT_EQ(seen.size(), 8u);
+}
+
+TEST_F(EngineTest, BadInputChangesNothing) {
+  auto tok = admin();
+  auto count = [&] {
+    return body(call("GET", "/api/v2/roles?include_totals=true", nullptr, tok))["total"].get<int>();
+  };
+  const int before = count();
+  EXPECT_EQ(call("POST", "/api/v2/roles", std::string("{not json"), tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/roles", std::string("{\"name\":\"\xff\xfe\"}"), tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/roles", {{"name", 5}}, tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/roles", {{"name", "x"}, {"extra", 1}}, tok).status, 400);
+  EXPECT_EQ(call("POST", "/api/v2/roles", Json::array(), tok).status, 400);
+  EXPECT_EQ(count(), before);
+  auto r = call("GET", "/api/v2/nothing-here", nullptr, tok);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(body(r)["statusCode"], 404);
+  EXPECT_EQ(call("GET", "/t/nope/.well-known/jwks.json").status, 404);
+  EXPECT_EQ(call("GET", "/t/NOPE!/.well-known/jwks.json").status, 400);
+}
+
+TEST_F(EngineTest, ManageRunsWithSystemAuthority) {
+  auto r = engine_->manage("control_plane", "POST", "/tenants", {{"id", "cli-made"}});
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto l = engine_->manage("control_plane", "GET", "/tenants");
+  EXPECT_NE(l.body.find("cli-made"), std::string::npos);
+  EXPECT_EQ(engine_->manage("BAD", "GET", "/users").status, 400);
+}
