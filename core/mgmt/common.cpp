@@ -227,14 +227,14 @@ store::Record must_get(store::Tx& tx, std::string_view kind, std::string_view id
 }
 
 void purge_organization(store::Tx& tx, std::string_view org_id) {
-  for (const auto& m : tx.links_from("org_member", org_id, {.offset = 0, .limit = 1000000}))
+  for (const auto& m : tx.links_from("org_member", org_id, store::ListQuery::first(1000000)))
     tx.unlink_from("org_member_role", std::string(org_id) + "\n" + m.to);
   tx.unlink_from("org_member", org_id);
   tx.remove("organization", org_id);
 }
 
 void purge_user(store::Tx& tx, std::string_view user_id) {
-  for (const auto& m : tx.links_to("org_member", user_id, {.offset = 0, .limit = 1000000}))
+  for (const auto& m : tx.links_to("org_member", user_id, store::ListQuery::first(1000000)))
     tx.unlink_from("org_member_role", m.from + "\n" + std::string(user_id));
   tx.unlink_to("org_member", user_id);
   tx.unlink_from("user_role", user_id);

@@ -151,7 +151,7 @@ http::Response list_members(Ctx& ctx) {
         if (!u) return std::nullopt;
         Json roles = Json::array();
         for (const auto& rl :
-             tx.links_from("org_member_role", member_key(org, l.to), {.offset = 0, .limit = 1000}))
+             tx.links_from("org_member_role", member_key(org, l.to), store::ListQuery::first(1000)))
           if (auto role = tx.get("role", rl.to))
             roles.push_back({{"id", role->id}, {"name", role->data.value("name", "")}});
         return Json{{"user_id", u->id},

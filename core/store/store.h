@@ -42,6 +42,13 @@ struct ListQuery {
   // Optional exact-match filter on one top-level string member of the document.
   std::string field;
   std::string value;
+
+  // The first n items, no filter.
+  static ListQuery first(size_t n) {
+    ListQuery q;
+    q.limit = n;
+    return q;
+  }
 };
 
 struct Link {
