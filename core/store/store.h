@@ -38,7 +38,9 @@ struct Record {
 struct ListQuery {
   size_t offset = 0;
   size_t limit = 50;
-  int64_t after_seq = 0;  // checkpoint pagination: only records with seq > after_seq
+  int64_t after_seq = 0;   // checkpoint pagination: only records with seq > after_seq
+  int64_t before_seq = 0;  // when > 0: only records with seq < before_seq
+  bool newest_first = false;  // records: order by seq descending
   // Optional exact-match filter on one top-level string member of the document.
   std::string field;
   std::string value;

@@ -301,14 +301,14 @@ class SqliteTx final : public Tx {
     std::string path;
     if (!q.field.empty()) path = filter_path(q.field);
     if (q.limit == 0) return out;
-    Stmt s(c_, path.empty() ? "SELECT id, seq, data FROM records "
-                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
-                              "ORDER BY seq LIMIT ?4 OFFSET ?5"
-                            : "SELECT id, seq, data FROM records "
-                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
-                              "AND json_extract(data, ?6) = ?7 "
-                              "ORDER BY seq LIMIT ?4 OFFSET ?5");
+    std::string sql =
+        "SELECT id, seq, data FROM records WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 ";
+    if (!path.empty()) sql += "AND json_extract(data, ?6) = ?7 ";
+    if (q.before_seq > 0) sql += "AND seq < ?8 ";
+    sql += q.newest_first ? "ORDER BY seq DESC LIMIT ?4 OFFSET ?5" : "ORDER BY seq LIMIT ?4 OFFSET ?5";
+    Stmt s(c_, sql);
     s.bind(1, tenant_).bind(2, kind).bind(3, q.after_seq);
+    if (q.before_seq > 0) s.bind(8, q.before_seq);
     s.bind(4, clamp_i64(q.limit)).bind(5, clamp_i64(q.offset));
     if (!path.empty()) s.bind(6, path).bind(7, q.value);
     out.reserve(std::min<size_t>(q.limit, 256));
@@ -321,12 +321,12 @@ class SqliteTx final : public Tx {
   size_t count(std::string_view kind, const ListQuery& q) override {
     std::string path;
     if (!q.field.empty()) path = filter_path(q.field);
-    Stmt s(c_, path.empty() ? "SELECT count(*) FROM records "
-                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3"
-                            : "SELECT count(*) FROM records "
-                              "WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 "
-                              "AND json_extract(data, ?4) = ?5");
+    std::string sql = "SELECT count(*) FROM records WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 ";
+    if (!path.empty()) sql += "AND json_extract(data, ?4) = ?5 ";
+    if (q.before_seq > 0) sql += "AND seq < ?6";
+    Stmt s(c_, sql);
     s.bind(1, tenant_).bind(2, kind).bind(3, q.after_seq);
+    if (q.before_seq > 0) s.bind(6, q.before_seq);
     if (!path.empty()) s.bind(4, path).bind(5, q.value);
     s.step();
     return static_cast<size_t>(s.col_int(0));

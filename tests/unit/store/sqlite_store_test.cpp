@@ -710,7 +710,7 @@ TEST(StoreFile, ConcurrentWriters) {
         try {
           store->read("t", [&](Tx& tx) {
             size_t n = tx.count("user");
-            auto all = tx.list("user", ListQuery{0, 100000, 0, {}, {}});
+            auto all = tx.list("user", ListQuery::first(100000));
             if (all.size() != n) ++failures;
           });
         } catch (...) {
@@ -741,7 +741,7 @@ TEST(StoreFile, ConcurrentWriters) {
   EXPECT_EQ(failures, 0);
   store->read("t", [&](Tx& tx) {
     EXPECT_EQ(tx.count("user"), size_t{kThreads * kPerThread});
-    auto all = tx.list("user", ListQuery{0, 100000, 0, {}, {}});
+    auto all = tx.list("user", ListQuery::first(100000));
     ASSERT_EQ(all.size(), size_t{kThreads * kPerThread});
     std::set<int64_t> seqs;
     for (size_t i = 0; i < all.size(); ++i) {
@@ -753,7 +753,7 @@ TEST(StoreFile, ConcurrentWriters) {
     EXPECT_EQ(seqs.size(), all.size());
     for (int t = 0; t < kThreads; ++t) {
       EXPECT_EQ(tx.count_links_from("by_thread", std::to_string(t)), size_t{kPerThread});
-      auto ls = tx.links_from("by_thread", std::to_string(t), ListQuery{0, 1000, 0, {}, {}});
+      auto ls = tx.links_from("by_thread", std::to_string(t), ListQuery::first(1000));
       for (size_t i = 0; i < ls.size(); ++i)
         EXPECT_EQ(ls[i].to, std::to_string(t) + "-" + std::to_string(i));
       EXPECT_TRUE(tx.find("user", "key-" + std::to_string(t) + "-7"));
@@ -883,3 +883,25 @@ TEST(StoreFile, Throughput) {
 
 }  // namespace
 }  // namespace ks::store
+
+TEST(SqliteStoreOrder, NewestFirstAndBeforeSeq) {
+  auto store = ks::store::open_sqlite(":memory:");
+  store->write("t", [](ks::store::Tx& tx) {
+    for (int i = 0; i < 5; ++i) tx.insert("log", "l" + std::to_string(i), {{"n", i}});
+  });
+  store->read("t", [](ks::store::Tx& tx) {
+    ks::store::ListQuery q;
+    q.newest_first = true;
+    q.limit = 2;
+    auto recs = tx.list("log", q);
+    ASSERT_EQ(recs.size(), 2u);
+    EXPECT_EQ(recs[0].id, "l4");
+    EXPECT_EQ(recs[1].id, "l3");
+    q.before_seq = recs[1].seq;
+    auto next = tx.list("log", q);
+    ASSERT_EQ(next.size(), 2u);
+    EXPECT_EQ(next[0].id, "l2");
+    EXPECT_EQ(next[1].id, "l1");
+    EXPECT_EQ(tx.count("log", q), 3u);
+  });
+}
