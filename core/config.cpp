@@ -185,6 +185,10 @@ void Config::validate() const {
     throw std::invalid_argument(
         "KEYSTEAD_BOOTSTRAP_ADMIN_EMAIL and KEYSTEAD_BOOTSTRAP_ADMIN_PASSWORD go together");
   if (max_body_bytes == 0) throw std::invalid_argument("KEYSTEAD_MAX_BODY_BYTES must be > 0");
+  if (max_header_bytes < 1024)
+    throw std::invalid_argument("KEYSTEAD_MAX_HEADER_BYTES must be at least 1024");
+  if (header_timeout_ms <= 0 || idle_timeout_ms <= 0)
+    throw std::invalid_argument("KEYSTEAD_HEADER_TIMEOUT_MS and KEYSTEAD_IDLE_TIMEOUT_MS must be > 0");
 }
 
 }  // namespace ks

@@ -1,0 +1,54 @@
+#include "core/oidc/verify.h"
+
+#include "core/crypto/crypto.h"
+#include "core/engine_impl.h"
+
+namespace ks::oidc {
+
+bool audience_has(const Json& aud, std::string_view want) {
+  if (aud.is_string()) return aud.get<std::string>() == want;
+  if (aud.is_array())
+    for (const auto& a : aud)
+      if (a.is_string() && a.get<std::string>() == want) return true;
+  return false;
+}
+
+std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std::string* error,
+                                      const VerifyOptions& opts) {
+  auto fail = [&](const char* why) -> std::optional<VerifiedJwt> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  auto jws = crypto::jws_parse(token);
+  if (!jws) return fail("Invalid token");
+  const Json& h = jws->header;
+  const Json& c = jws->payload;
+  // The algorithm comes from the key, never from the token; "none" and HS* are refused here.
+  auto alg = h.contains("alg") && h["alg"].is_string()
+                 ? crypto::alg_from_name(h["alg"].get<std::string>())
+                 : std::nullopt;
+  if (!alg) return fail("Invalid token: unsupported algorithm");
+  if (!h.contains("kid") || !h["kid"].is_string()) return fail("Invalid token: missing kid");
+  if (!c.contains("tenant_id") || !c["tenant_id"].is_string() || !c.contains("iss") ||
+      !c["iss"].is_string())
+    return fail("Invalid token");
+  const std::string issuing = c["tenant_id"].get<std::string>();
+  if (!opts.tenant.empty() && issuing != opts.tenant)
+    return fail("Invalid token: issued by another tenant");
+  auto iss_tenant = e.resolver().tenant_of_issuer(c["iss"].get<std::string>());
+  if (!iss_tenant || *iss_tenant != issuing) return fail("Invalid token: issuer mismatch");
+  if (!e.tenants().get(issuing)) return fail("Invalid token: unknown issuer");
+  auto key = e.keys().verification_key(issuing, h["kid"].get<std::string>());
+  if (!key || key->alg() != *alg || !key->verify(jws->signing_input, jws->signature))
+    return fail("Invalid token: signature verification failed");
+  const int64_t now = e.clock().now();
+  if (opts.check_expiry) {
+    if (!c.contains("exp") || !c["exp"].is_number() || c["exp"].get<int64_t>() <= now)
+      return fail("Expired token");
+    if (c.contains("nbf") && c["nbf"].is_number() && c["nbf"].get<int64_t>() > now + 60)
+      return fail("Token not yet valid");
+  }
+  return VerifiedJwt{h, c, issuing};
+}
+
+}  // namespace ks::oidc
