@@ -4,9 +4,9 @@
 #include <sstream>
 
 #include "core/crypto/crypto.h"
-#include "core/oidc/verify.h"
 #include "core/mgmt/scopes.h"
 #include "core/model/schema.h"
+#include "core/oidc/verify.h"
 
 namespace ks::mgmt {
 namespace {

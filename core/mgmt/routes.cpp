@@ -10,6 +10,9 @@ void register_connection_routes(Routes& r);
 void register_resource_server_routes(Routes& r);
 void register_role_routes(Routes& r);
 void register_organization_routes(Routes& r);
+void register_log_routes(Routes& r);
+void register_key_routes(Routes& r);
+void register_branding_routes(Routes& r);
 }  // namespace mgmt
 
 void register_mgmt_routes(Routes& r) {
@@ -21,6 +24,9 @@ void register_mgmt_routes(Routes& r) {
   mgmt::register_resource_server_routes(r);
   mgmt::register_role_routes(r);
   mgmt::register_organization_routes(r);
+  mgmt::register_log_routes(r);
+  mgmt::register_key_routes(r);
+  mgmt::register_branding_routes(r);
 }
 
 }  // namespace ks

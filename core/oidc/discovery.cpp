@@ -57,6 +57,9 @@ void register_oidc_routes(Routes& r) {
   r.add("GET", "/.well-known/openid-configuration", discovery);
   r.add("GET", "/.well-known/jwks.json", jwks);
   register_token_routes(r);
+  oidc::register_authorize_routes(r);
+  oidc::register_page_routes(r);
+  oidc::register_endpoint_routes(r);
 }
 
 }  // namespace ks

@@ -4,9 +4,11 @@
 // under the master key; parsed keys are cached by (tenant, kid) — a kid's material never changes.
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "core/crypto/crypto.h"
 #include "core/json.h"
@@ -36,8 +38,20 @@ class KeyRing {
   // Drops cached keys of a deleted tenant.
   void forget(std::string_view tenant);
 
+  // Management: every key with its state; one key; rotation (next → current → previous, a new
+  // next is generated); revocation of a previous key (nullopt: no such key; a null Json with
+  // *error set: not revocable).
+  Json list(std::string_view tenant);
+  std::optional<Json> get(std::string_view tenant, std::string_view kid);
+  Json rotate(std::string_view tenant);
+  std::optional<Json> revoke(std::string_view tenant, std::string_view kid, std::string* error);
+
  private:
   std::shared_ptr<const crypto::SigningKey> load(std::string_view tenant, const Json& record);
+  Json new_key_record(std::string_view tenant, std::string_view status);
+  std::vector<Json> records(std::string_view tenant);
+  Json describe(std::string_view tenant, const Json& record);
+  static bool published(const Json& record, int64_t now);
 
   EngineImpl& e_;
   std::mutex mu_;

@@ -31,4 +31,11 @@ ClientAuth authenticate_client(Ctx& ctx, const http::Params& form);
 std::optional<std::string> client_secret(EngineImpl& e, std::string_view tenant,
                                          const Json& client);
 
+// Adds CORS headers for origins registered by the tenant's clients.
+Handler with_cors_handler(Handler h);
+
+void register_authorize_routes(Routes& r);
+void register_page_routes(Routes& r);
+void register_endpoint_routes(Routes& r);
+
 }  // namespace ks::oidc

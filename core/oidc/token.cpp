@@ -5,6 +5,7 @@
 #include "core/crypto/crypto.h"
 #include "core/engine_impl.h"
 #include "core/mgmt/common.h"
+#include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
 
 namespace ks::oidc {
@@ -146,34 +147,237 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
   return r;
 }
 
+// Public clients (token_endpoint_auth_method "none") identify themselves with client_id only;
+// every other client must authenticate.
+ClientAuth authenticate_for_user_grant(Ctx& ctx, const http::Params& form) {
+  auto auth = authenticate_client(ctx, form);
+  const bool is_public = auth.client.value("token_endpoint_auth_method", "") == "none";
+  if (auth.method == "none" && !is_public)
+    throw OAuthError{401, "invalid_client", "Client authentication is required"};
+  return auth;
+}
+
+// Deletes every refresh token of a family (reuse detection, reused codes, revocation).
+void revoke_family(Ctx& ctx, store::Tx& tx, const std::string& family) {
+  if (family.empty()) return;
+  store::ListQuery q;
+  q.field = "family";
+  q.value = family;
+  q.limit = 100000;
+  for (const auto& r : tx.list("refresh_token", q)) tx.remove("refresh_token", r.id);
+  (void)ctx;
+}
+
+http::Response token_response(Json body) {
+  auto r = http::Response::json(200, body);
+  r.set_header("cache-control", "no-store");
+  r.set_header("pragma", "no-cache");
+  return r;
+}
+
+http::Response authorization_code(Ctx& ctx, const http::Params& form) {
+  auto auth = authenticate_for_user_grant(ctx, form);
+  const std::string client_id = auth.client.value("client_id", "");
+  if (!allows_grant(auth.client, "authorization_code"))
+    throw OAuthError{403, "unauthorized_client",
+                     "Grant type 'authorization_code' not allowed for the client."};
+  const std::string code = form.get_or("code", "");
+  if (code.empty()) throw OAuthError{400, "invalid_request", "Missing required parameter: code"};
+  const std::string id = token_id(code);
+  const int64_t now = ctx.e.clock().now();
+  std::optional<Json> rec;
+  std::string error;
+  ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
+    auto r = tx.get("auth_code", id);
+    if (!r) {
+      error = "Invalid authorization code";
+      return;
+    }
+    Json d = r->data;
+    if (d.value("used", false)) {
+      // A replayed code: revoke everything it issued.
+      revoke_family(ctx, tx, d.value("family", ""));
+      tx.remove("auth_code", id);
+      error = "Invalid authorization code";
+      return;
+    }
+    if (d.value("expires_at", int64_t{0}) <= now) {
+      tx.remove("auth_code", id);
+      error = "Invalid authorization code";
+      return;
+    }
+    if (d["grant"].value("client_id", "") != client_id) {
+      error = "Invalid authorization code";
+      return;
+    }
+    d["used"] = true;
+    d["family"] = ctx.e.rng().token(16);
+    tx.update("auth_code", id, d);
+    rec = std::move(d);
+  });
+  if (!rec) throw OAuthError{400, "invalid_grant", error};
+  if (form.get_or("redirect_uri", "") != rec->value("redirect_uri", ""))
+    throw OAuthError{400, "invalid_grant", "redirect_uri does not match the authorization request"};
+  const std::string challenge = rec->value("code_challenge", "");
+  if (!challenge.empty()) {
+    const std::string verifier = form.get_or("code_verifier", "");
+    if (verifier.size() < 43 || verifier.size() > 128 ||
+        crypto::base64url_encode(crypto::sha256(verifier)) != challenge)
+      throw OAuthError{400, "invalid_grant", "Failed to verify code verifier"};
+  } else if (form.has("code_verifier")) {
+    throw OAuthError{400, "invalid_grant", "Failed to verify code verifier"};
+  }
+  Grant g = Grant::from_json((*rec)["grant"]);
+  Json body = issue_user_tokens(ctx, auth.client, g, rec->value("family", ""));
+  log_event(ctx, "seacft",
+            {{"client_id", client_id},
+             {"user_id", g.user_id},
+             {"description", "Authorization Code for Access Token"}});
+  return token_response(std::move(body));
+}
+
+http::Response refresh_token(Ctx& ctx, const http::Params& form) {
+  auto auth = authenticate_for_user_grant(ctx, form);
+  const std::string client_id = auth.client.value("client_id", "");
+  if (!allows_grant(auth.client, "refresh_token"))
+    throw OAuthError{403, "unauthorized_client",
+                     "Grant type 'refresh_token' not allowed for the client."};
+  const std::string token = form.get_or("refresh_token", "");
+  if (token.empty())
+    throw OAuthError{400, "invalid_request", "Missing required parameter: refresh_token"};
+  const std::string id = token_id(token);
+  const int64_t now = ctx.e.clock().now();
+  const bool rotating =
+      auth.client.value("refresh_token", Json::object()).value("rotation_type", "rotating") !=
+      "non-rotating";
+  std::optional<Json> rec;
+  bool reused = false;
+  ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
+    auto r = tx.get("refresh_token", id);
+    if (!r || r->data.value("client_id", "") != client_id) return;
+    if (r->data.value("used", false)) {
+      // Reuse of a rotated token: the whole family goes, the newest token too.
+      revoke_family(ctx, tx, r->data.value("family", ""));
+      reused = true;
+      return;
+    }
+    if (r->data.value("expires_at", int64_t{0}) <= now) {
+      tx.remove("refresh_token", id);
+      return;
+    }
+    if (rotating) {
+      Json d = r->data;
+      d["used"] = true;
+      tx.update("refresh_token", id, d);
+    }
+    rec = std::move(r->data);
+  });
+  if (reused) {
+    log_event(ctx, "ferrt",
+              {{"client_id", client_id},
+               {"description", "Reused rotating refresh token: family revoked"}});
+    throw OAuthError{400, "invalid_grant", "Unknown or invalid refresh token."};
+  }
+  if (!rec) {
+    log_event(ctx, "ferrt",
+              {{"client_id", client_id}, {"description", "Unknown or invalid refresh token"}});
+    throw OAuthError{400, "invalid_grant", "Unknown or invalid refresh token."};
+  }
+  Grant g = Grant::from_json((*rec)["grant"]);
+  if (auto org = form.get("organization"); org && *org != g.org_id && *org != g.org_name)
+    throw OAuthError{400, "invalid_grant", "A refresh token cannot switch organization"};
+  if (auto scope = form.get("scope"); scope && !scope->empty()) {
+    for (const auto& s : split_scope(*scope))
+      if (!has_scope(g.scope, s))
+        throw OAuthError{403, "invalid_scope",
+                         "Scope " + s + " was not granted to the refresh token"};
+    // Down-scoping keeps offline_access so the new refresh token carries the original grant.
+    Grant narrowed = g;
+    narrowed.scope = *scope;
+    if (has_scope(g.scope, "offline_access") && !has_scope(narrowed.scope, "offline_access"))
+      narrowed.scope += " offline_access";
+    g = narrowed;
+  }
+  Json body = issue_user_tokens(ctx, auth.client, g, rec->value("family", ""), rotating);
+  if (!rotating) body["refresh_token"] = token;  // non-rotating: the same token stays valid
+  log_event(ctx, "sertft",
+            {{"client_id", client_id},
+             {"user_id", g.user_id},
+             {"description", "Refresh Token for Access Token"}});
+  return token_response(std::move(body));
+}
+
+http::Response password_grant(Ctx& ctx, const http::Params& form) {
+  auto auth = authenticate_for_user_grant(ctx, form);
+  const std::string client_id = auth.client.value("client_id", "");
+  if (!allows_grant(auth.client, "password") &&
+      !allows_grant(auth.client, "http://auth0.com/oauth/grant-type/password-realm"))
+    throw OAuthError{403, "unauthorized_client",
+                     "Grant type 'password' not allowed for the client."};
+  const std::string username = form.get_or("username", ""), password = form.get_or("password", "");
+  if (username.empty() || password.empty())
+    throw OAuthError{400, "invalid_request", "Missing required parameters: username and password"};
+  const std::string connection = form.get_or("realm", std::string(kDatabaseConnection));
+  std::optional<store::Record> user;
+  ctx.e.store().read(ctx.tenant,
+                     [&](store::Tx& tx) { user = find_db_user(tx, connection, username); });
+  if (!user || !user->data.contains("_password") ||
+      !crypto::password_verify(user->data["_password"].get<std::string>(), password)) {
+    log_event(ctx, user ? "fp" : "fu",
+              {{"client_id", client_id},
+               {"user_name", username},
+               {"description", "Wrong email or password."}});
+    throw OAuthError{403, "invalid_grant", "Wrong email or password."};
+  }
+  if (user->data.value("blocked", false)) throw OAuthError{401, "unauthorized", "user is blocked"};
+  Grant g;
+  g.user_id = user->id;
+  g.client_id = client_id;
+  g.scope = form.get_or("scope", "openid");
+  g.audience = form.get_or("audience", "");
+  g.auth_time = ctx.e.clock().now();
+  Json body = issue_user_tokens(ctx, auth.client, g);
+  log_event(ctx, "s",
+            {{"client_id", client_id},
+             {"user_id", user->id},
+             {"user_name", username},
+             {"description", "Successful login (password grant)"}});
+  return token_response(std::move(body));
+}
+
 }  // namespace
 }  // namespace ks::oidc
 
 namespace ks {
 
 void register_token_routes(Routes& r) {
-  r.add("POST", "/oauth/token", [](Ctx& ctx) -> http::Response {
-    try {
-      auto ct = ctx.req.header("content-type");
-      if (!ct.starts_with("application/x-www-form-urlencoded") &&
-          !ct.starts_with("application/json"))
-        throw oidc::OAuthError{400, "invalid_request",
-                               "Content-Type must be application/x-www-form-urlencoded or "
-                               "application/json"};
-      http::Params form;
-      try {
-        form = ctx.form_body();
-      } catch (const http::HttpError& e) {
-        throw oidc::OAuthError{400, "invalid_request", e.message};
-      }
-      const std::string grant = form.get_or("grant_type", "");
-      if (grant.empty()) throw oidc::OAuthError{400, "invalid_request", "Missing grant_type"};
-      if (grant == "client_credentials") return oidc::client_credentials(ctx, form);
-      throw oidc::OAuthError{400, "unsupported_grant_type", "Unsupported grant type: " + grant};
-    } catch (const oidc::OAuthError& e) {
-      return http::Response::oauth_error(e.status, e.error, e.description);
-    }
-  });
+  r.add(
+      "POST", "/oauth/token", oidc::with_cors_handler([](Ctx& ctx) -> http::Response {
+        try {
+          auto ct = ctx.req.header("content-type");
+          if (!ct.starts_with("application/x-www-form-urlencoded") &&
+              !ct.starts_with("application/json"))
+            throw oidc::OAuthError{400, "invalid_request",
+                                   "Content-Type must be application/x-www-form-urlencoded or "
+                                   "application/json"};
+          http::Params form;
+          try {
+            form = ctx.form_body();
+          } catch (const http::HttpError& e) {
+            throw oidc::OAuthError{400, "invalid_request", e.message};
+          }
+          const std::string grant = form.get_or("grant_type", "");
+          if (grant.empty()) throw oidc::OAuthError{400, "invalid_request", "Missing grant_type"};
+          if (grant == "client_credentials") return oidc::client_credentials(ctx, form);
+          if (grant == "authorization_code") return oidc::authorization_code(ctx, form);
+          if (grant == "refresh_token") return oidc::refresh_token(ctx, form);
+          if (grant == "password" || grant == "http://auth0.com/oauth/grant-type/password-realm")
+            return oidc::password_grant(ctx, form);
+          throw oidc::OAuthError{400, "unsupported_grant_type", "Unsupported grant type: " + grant};
+        } catch (const oidc::OAuthError& e) {
+          return http::Response::oauth_error(e.status, e.error, e.description);
+        }
+      }));
 }
 
 }  // namespace ks

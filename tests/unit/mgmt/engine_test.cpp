@@ -9,75 +9,15 @@
 
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
+#include "tests/unit/support/engine_fixture.h"
 
 using ks::Json;
 using ks::http::Request;
 using ks::http::Response;
 
-namespace {
-
-constexpr const char* kBootId = "boot-client";
-constexpr const char* kBootSecret = "boot-secret-0123456789abcdef";
-
-class EngineTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ks-engine-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    ks::Config cfg;
-    cfg.data_dir = dir_;
-    cfg.public_url = "http://id.test";
-    cfg.master_key = std::string(64, 'a');
-    cfg.bootstrap_client_id = kBootId;
-    cfg.bootstrap_client_secret = kBootSecret;
-    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
-    ks::Engine::Deps deps;
-    deps.store = ks::store::open_sqlite(":memory:");
-    deps.clock = clock_;
-    deps.random = ks::crypto::seeded_random(42);
-    engine_ = ks::Engine::open(cfg, std::move(deps));
-  }
-  void TearDown() override {
-    engine_.reset();
-    std::string cmd = "rm -rf " + dir_;
-    (void)std::system(cmd.c_str());
-  }
-
-  Response call(const std::string& method, const std::string& target, const Json& body = nullptr,
-                const std::string& token = "", const std::string& content_type = "") {
-    Request r;
-    r.method = method;
-    r.set_target(target);
-    r.add_header("host", "id.test");
-    if (!token.empty()) r.add_header("authorization", "Bearer " + token);
-    if (!body.is_null()) {
-      r.body = body.is_string() ? body.get<std::string>() : body.dump();
-      r.add_header("content-type", content_type.empty() ? "application/json" : content_type);
-    }
-    return engine_->handle(r);
-  }
-
-  std::string token(const std::string& prefix, const std::string& id, const std::string& secret,
-                    const std::string& audience = "urn:keystead:management") {
-    auto r = call("POST", prefix + "/oauth/token",
-                  "grant_type=client_credentials&client_id=" + ks::http::url_encode(id) +
-                      "&client_secret=" + ks::http::url_encode(secret) +
-                      "&audience=" + ks::http::url_encode(audience),
-                  "", "application/x-www-form-urlencoded");
-    EXPECT_EQ(r.status, 200) << r.body;
-    return Json::parse(r.body).value("access_token", "");
-  }
-
-  std::string admin() { return token("", kBootId, kBootSecret); }
-
-  static Json body(const Response& r) { return Json::parse(r.body); }
-
-  std::string dir_;
-  std::shared_ptr<ks::ManualClock> clock_;
-  std::unique_ptr<ks::Engine> engine_;
-};
-
-}  // namespace
+using ks::test::EngineTest;
+using ks::test::kBootId;
+using ks::test::kBootSecret;
 
 TEST_F(EngineTest, HealthAndDiscovery) {
   EXPECT_EQ(call("GET", "/healthz").status, 200);
@@ -104,8 +44,10 @@ TEST_F(EngineTest, ClientCredentialsTokenHasClaimsAndVerifiesWithJwks) {
   EXPECT_NE(jws->payload["scope"].get<std::string>().find("admin:organizations"),
             std::string::npos);
   auto jwks = body(call("GET", "/.well-known/jwks.json"));
-  ASSERT_EQ(jwks["keys"].size(), 1u);
-  EXPECT_EQ(jwks["keys"][0]["kid"], jws->header["kid"]);
+  // The current key and the next one are published.
+  ASSERT_EQ(jwks["keys"].size(), 2u);
+  EXPECT_TRUE(jwks["keys"][0]["kid"] == jws->header["kid"] ||
+              jwks["keys"][1]["kid"] == jws->header["kid"]);
 }
 
 TEST_F(EngineTest, TokenEndpointErrors) {
@@ -424,4 +366,32 @@ TEST_F(EngineTest, ManageRunsWithSystemAuthority) {
   auto l = engine_->manage("control_plane", "GET", "/tenants");
   EXPECT_NE(l.body.find("cli-made"), std::string::npos);
   EXPECT_EQ(engine_->manage("BAD", "GET", "/users").status, 400);
+}
+
+TEST_F(EngineTest, SigningKeyRotationAndRevocation) {
+  auto tok = admin();
+  const std::string old_kid = ks::crypto::jws_parse(tok)->header["kid"];
+  auto keys = body(call("GET", "/api/v2/keys/signing", nullptr, tok));
+  ASSERT_EQ(keys.size(), 2u);
+  std::string next_kid;
+  for (const auto& k : keys)
+    if (k["next"] == true) next_kid = k["kid"];
+  ASSERT_FALSE(next_kid.empty());
+  auto rot = call("POST", "/api/v2/keys/signing/rotate", nullptr, tok);
+  ASSERT_EQ(rot.status, 201) << rot.body;
+  // The key that now signs was published before it signed.
+  EXPECT_EQ(body(rot)["kid"], next_kid);
+  auto tok2 = admin();
+  EXPECT_EQ(ks::crypto::jws_parse(tok2)->header["kid"], next_kid);
+  // The previous key still verifies its tokens, and JWKS shows previous, current and next.
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tok).status, 200);
+  EXPECT_EQ(body(call("GET", "/.well-known/jwks.json"))["keys"].size(), 3u);
+  EXPECT_EQ(call("PUT", "/api/v2/keys/signing/" + next_kid + "/revoke", nullptr, tok2).status, 400);
+  EXPECT_EQ(call("PUT", "/api/v2/keys/signing/nope/revoke", nullptr, tok2).status, 404);
+  auto rev = call("PUT", "/api/v2/keys/signing/" + old_kid + "/revoke", nullptr, tok2);
+  ASSERT_EQ(rev.status, 200) << rev.body;
+  EXPECT_EQ(body(rev)["revoked"], true);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tok).status, 401);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tok2).status, 200);
+  EXPECT_EQ(body(call("GET", "/.well-known/jwks.json"))["keys"].size(), 2u);
 }

@@ -1,0 +1,56 @@
+#pragma once
+// The authorization endpoint and the completion of a login transaction.
+#include <optional>
+#include <string>
+
+#include "core/engine_impl.h"
+#include "core/json.h"
+
+namespace ks::oidc {
+
+// A validated /authorize request, stored as a login transaction while the user signs in.
+struct AuthRequest {
+  std::string client_id;
+  std::string redirect_uri;
+  std::string response_mode;  // query | fragment | form_post | web_message
+  std::string scope;
+  std::string state;
+  std::string nonce;
+  std::string code_challenge;
+  std::string audience;
+  std::string org_id;  // resolved organization
+  std::string org_name;
+  std::string prompt;
+  std::string login_hint;
+  std::string screen_hint;
+  std::string connection;
+  int64_t max_age = -1;
+
+  Json to_json() const;
+  static AuthRequest from_json(const Json& j);
+};
+
+// Sends the result to the client: code (or error) by response_mode.
+http::Response respond(Ctx& ctx, const AuthRequest& ar, const Json& client, const Json& params);
+http::Response respond_error(Ctx& ctx, const AuthRequest& ar, const Json& client,
+                             std::string_view error, std::string_view description);
+
+// The user is authenticated (session_id names the session): checks the organization,
+// issues the code and answers the client. extra_headers (Set-Cookie) are added.
+http::Response complete_authorization(Ctx& ctx, const AuthRequest& ar, const Json& client,
+                                      const std::string& user_id, int64_t auth_time,
+                                      const std::string& session_id,
+                                      const std::vector<http::Header>& extra_headers = {});
+
+// Login transactions (the `state` of /u/login).
+std::string save_login_tx(Ctx& ctx, const AuthRequest& ar, std::string& csrf);
+struct LoginTx {
+  std::string id;
+  std::string csrf;
+  AuthRequest ar;
+  Json client;
+};
+std::optional<LoginTx> load_login_tx(Ctx& ctx, std::string_view id);
+void drop_login_tx(Ctx& ctx, std::string_view id);
+
+}  // namespace ks::oidc

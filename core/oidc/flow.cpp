@@ -1,0 +1,447 @@
+#include "core/oidc/flow.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "core/crypto/crypto.h"
+#include "core/http/form.h"
+#include "core/oidc/oidc.h"
+
+namespace ks::oidc {
+
+// ---- grants and tokens -----------------------------------------------------------------------
+
+Json Grant::to_json() const {
+  return {{"user_id", user_id},   {"client_id", client_id},   {"scope", scope},
+          {"audience", audience}, {"nonce", nonce},           {"org_id", org_id},
+          {"org_name", org_name}, {"session_id", session_id}, {"auth_time", auth_time}};
+}
+
+Grant Grant::from_json(const Json& j) {
+  Grant g;
+  g.user_id = j.value("user_id", "");
+  g.client_id = j.value("client_id", "");
+  g.scope = j.value("scope", "");
+  g.audience = j.value("audience", "");
+  g.nonce = j.value("nonce", "");
+  g.org_id = j.value("org_id", "");
+  g.org_name = j.value("org_name", "");
+  g.session_id = j.value("session_id", "");
+  g.auth_time = j.value("auth_time", int64_t{0});
+  return g;
+}
+
+std::string token_id(std::string_view token) {
+  return crypto::base64url_encode(crypto::sha256(token));
+}
+
+std::vector<std::string> split_scope(std::string_view scope) {
+  std::vector<std::string> out;
+  std::istringstream in{std::string(scope)};
+  std::string w;
+  while (in >> w)
+    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  return out;
+}
+
+std::string join_scope(const std::vector<std::string>& scopes) {
+  std::string out;
+  for (const auto& s : scopes) {
+    if (!out.empty()) out.push_back(' ');
+    out += s;
+  }
+  return out;
+}
+
+bool has_scope(std::string_view scope, std::string_view want) {
+  auto v = split_scope(scope);
+  return std::find(v.begin(), v.end(), want) != v.end();
+}
+
+namespace {
+
+const std::set<std::string> kOidcScopes = {"openid",  "profile", "email",
+                                           "address", "phone",   "offline_access"};
+
+bool client_allows(const Json& client, std::string_view grant) {
+  for (const auto& g : client.value("grant_types", Json::array()))
+    if (g.is_string() && g.get<std::string>() == grant) return true;
+  return false;
+}
+
+}  // namespace
+
+Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::string family,
+                       bool mint_refresh) {
+  EngineImpl& e = ctx.e;
+  const int64_t now = e.clock().now();
+  std::string audience = grant.audience;
+  if (audience.empty()) {
+    if (auto t = e.tenants().get(ctx.tenant))
+      audience = (*t)["settings"].value("default_audience", "");
+  }
+  std::optional<Json> api, user;
+  std::vector<std::string> permissions;
+  const auto requested = split_scope(grant.scope);
+  e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    if (!audience.empty())
+      if (auto r = tx.find("resource_server", audience)) api = std::move(r->data);
+    if (auto u = tx.get("user", grant.user_id)) user = std::move(u->data);
+    if (api) permissions = user_permissions(tx, grant.user_id, audience, grant.org_id);
+  });
+  if (!audience.empty() && !api)
+    throw OAuthError{403, "access_denied", "Service not found: " + audience};
+  if (!user) throw OAuthError{400, "invalid_grant", "The user no longer exists"};
+  if (user->value("blocked", false)) throw OAuthError{400, "invalid_grant", "user is blocked"};
+
+  // Scopes: OIDC scopes as requested; API scopes only if the API defines them, and with RBAC
+  // only those the user holds.
+  std::vector<std::string> scopes;
+  const bool rbac = api && api->value("enforce_policies", false);
+  for (const auto& s : requested) {
+    if (kOidcScopes.count(s)) {
+      scopes.push_back(s);
+      continue;
+    }
+    if (!api) continue;
+    bool defined = false;
+    for (const auto& d : api->value("scopes", Json::array()))
+      defined = defined || d.value("value", "") == s;
+    if (!defined) continue;
+    if (rbac && std::find(permissions.begin(), permissions.end(), s) == permissions.end()) continue;
+    scopes.push_back(s);
+  }
+  const std::string scope = join_scope(scopes);
+  const bool openid = has_scope(scope, "openid");
+  const std::string userinfo = ctx.issuer + "userinfo";
+
+  Json aud;
+  if (api) {
+    aud = openid ? Json::array({audience, userinfo}) : Json(audience);
+  } else {
+    aud = userinfo;
+  }
+  const int64_t lifetime = api ? api->value("token_lifetime", e.cfg().access_token_lifetime)
+                               : e.cfg().access_token_lifetime;
+  Json at = {{"iss", ctx.issuer},      {"sub", grant.user_id},     {"aud", aud},
+             {"azp", grant.client_id}, {"scope", scope},           {"iat", now},
+             {"exp", now + lifetime},  {"jti", e.rng().token(16)}, {"tenant_id", ctx.tenant}};
+  if (!grant.org_id.empty()) {
+    at["org_id"] = grant.org_id;
+    at["org_name"] = grant.org_name;
+  }
+  const std::string dialect = api ? api->value("token_dialect", "access_token") : "";
+  if (rbac && (dialect == "access_token_authz" || dialect == "rfc9068_profile_authz"))
+    at["permissions"] = permissions;
+  const std::string access_token = sign_token(e, ctx.tenant, at, "at+jwt");
+
+  Json body = {{"access_token", access_token},
+               {"token_type", "Bearer"},
+               {"expires_in", lifetime},
+               {"scope", scope}};
+
+  if (openid) {
+    const int64_t id_lifetime =
+        client.value("jwt_configuration", Json::object()).value("lifetime_in_seconds", 36000);
+    const std::string digest = crypto::sha256(access_token);
+    Json id = user_claims(*user, scope);
+    id["iss"] = ctx.issuer;
+    id["sub"] = grant.user_id;
+    id["aud"] = grant.client_id;
+    id["azp"] = grant.client_id;
+    id["iat"] = now;
+    id["exp"] = now + id_lifetime;
+    id["auth_time"] = grant.auth_time;
+    id["at_hash"] = crypto::base64url_encode(digest.substr(0, 16));
+    id["tenant_id"] = ctx.tenant;
+    if (!grant.nonce.empty()) id["nonce"] = grant.nonce;
+    if (!grant.session_id.empty()) id["sid"] = grant.session_id;
+    if (!grant.org_id.empty()) {
+      id["org_id"] = grant.org_id;
+      id["org_name"] = grant.org_name;
+    }
+    body["id_token"] = sign_token(e, ctx.tenant, id, "JWT");
+  }
+
+  const bool offline = has_scope(scope, "offline_access") &&
+                       client_allows(client, "refresh_token") &&
+                       (!api || api->value("allow_offline_access", false));
+  if (offline && mint_refresh) {
+    const Json rt_cfg = client.value("refresh_token", Json::object());
+    const int64_t rt_lifetime = rt_cfg.value("token_lifetime", int64_t{2592000});
+    const std::string rt = e.rng().token(32);
+    if (family.empty()) family = e.rng().token(16);
+    Grant issued = grant;
+    issued.scope = scope;
+    issued.audience = audience;
+    e.store().write(ctx.tenant, [&](store::Tx& tx) {
+      tx.insert("refresh_token", token_id(rt),
+                {{"family", family},
+                 {"grant", issued.to_json()},
+                 {"client_id", grant.client_id},
+                 {"user_id", grant.user_id},
+                 {"created_at", now},
+                 {"expires_at", now + rt_lifetime},
+                 {"used", false}});
+    });
+    body["refresh_token"] = rt;
+  }
+  return body;
+}
+
+// ---- users -----------------------------------------------------------------------------------
+
+std::optional<store::Record> find_db_user(store::Tx& tx, std::string_view connection,
+                                          std::string_view email) {
+  std::string key(connection);
+  key.push_back('\n');
+  for (char c : email)
+    key.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  return tx.find("user", key);
+}
+
+Json user_claims(const Json& user, std::string_view scope) {
+  Json c = Json::object();
+  if (has_scope(scope, "profile")) {
+    for (const char* k : {"name", "nickname", "given_name", "family_name", "picture", "updated_at"})
+      if (user.contains(k)) c[k] = user[k];
+  }
+  if (has_scope(scope, "email")) {
+    if (user.contains("email")) c["email"] = user["email"];
+    c["email_verified"] = user.value("email_verified", false);
+  }
+  if (has_scope(scope, "phone") && user.contains("phone_number")) {
+    c["phone_number"] = user["phone_number"];
+    c["phone_number_verified"] = user.value("phone_verified", false);
+  }
+  return c;
+}
+
+std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_id,
+                                          std::string_view audience, std::string_view org_id) {
+  std::set<std::string> out;
+  const std::string prefix = std::string(audience) + "\n";
+  auto take = [&](const std::vector<store::Link>& links) {
+    for (const auto& l : links)
+      if (l.to.starts_with(prefix)) out.insert(l.to.substr(prefix.size()));
+  };
+  const auto all = store::ListQuery::first(100000);
+  take(tx.links_from("user_permission", user_id, all));
+  std::vector<std::string> roles;
+  for (const auto& l : tx.links_from("user_role", user_id, all)) roles.push_back(l.to);
+  if (!org_id.empty())
+    for (const auto& l :
+         tx.links_from("org_member_role", std::string(org_id) + "\n" + std::string(user_id), all))
+      roles.push_back(l.to);
+  for (const auto& r : roles) take(tx.links_from("role_permission", r, all));
+  return {out.begin(), out.end()};
+}
+
+std::optional<std::string> password_policy_error(const Json& connection, std::string_view pw) {
+  const Json options = connection.value("options", Json::object());
+  const std::string policy = options.value("password_policy", "");
+  size_t min_length = policy == "none" ? 1 : policy == "low" ? 6 : policy == "excellent" ? 10 : 8;
+  if (options.contains("password_complexity_options"))
+    min_length = options["password_complexity_options"].value("min_length", min_length);
+  if (pw.size() < min_length)
+    return "Password is too weak: use at least " + std::to_string(min_length) + " characters";
+  if (pw.size() > 1024) return "Password is too long";
+  if (policy == "fair" || policy == "good" || policy == "excellent") {
+    int lower = 0, upper = 0, digit = 0, special = 0;
+    for (unsigned char c : pw) {
+      if (std::islower(c))
+        lower = 1;
+      else if (std::isupper(c))
+        upper = 1;
+      else if (std::isdigit(c))
+        digit = 1;
+      else
+        special = 1;
+    }
+    const int kinds = lower + upper + digit + special;
+    if (policy == "fair" ? !(lower && upper && digit) : kinds < 3)
+      return "Password is too weak: mix lower case, upper case, digits and symbols";
+  }
+  return std::nullopt;
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+namespace {
+
+std::string cookie_name(const Ctx& ctx) { return std::string(kSessionCookie) + "_" + ctx.tenant; }
+
+std::string cookie_path(const Ctx& ctx) {
+  auto scheme = ctx.issuer.find("://");
+  auto slash = ctx.issuer.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return slash == std::string::npos ? "/" : ctx.issuer.substr(slash);
+}
+
+std::string cookie_attrs(const Ctx& ctx, int64_t max_age) {
+  std::string a =
+      "; Path=" + cookie_path(ctx) + "; HttpOnly; SameSite=Lax; Max-Age=" + std::to_string(max_age);
+  if (ctx.issuer.starts_with("https://")) a += "; Secure";
+  return a;
+}
+
+}  // namespace
+
+std::optional<Session> current_session(Ctx& ctx) {
+  const std::string name = cookie_name(ctx);
+  std::string value;
+  for (const auto& h : ctx.req.headers) {
+    if (h.name != "cookie") continue;
+    for (auto& [k, v] : http::parse_cookies(h.value))
+      if (k == name) value = v;
+  }
+  if (value.empty()) return std::nullopt;
+  const std::string id = token_id(value);
+  std::optional<Session> s;
+  const int64_t now = ctx.e.clock().now();
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    auto r = tx.get("session", id);
+    if (!r || r->data.value("expires_at", int64_t{0}) <= now) return;
+    auto u = tx.get("user", r->data.value("user_id", ""));
+    if (!u || u->data.value("blocked", false)) return;
+    s = Session{id, std::move(r->data)};
+  });
+  return s;
+}
+
+std::string start_session(Ctx& ctx, std::string_view user_id, std::string& session_id) {
+  const std::string value = ctx.e.rng().token(32);
+  session_id = token_id(value);
+  const int64_t now = ctx.e.clock().now();
+  ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
+    tx.insert("session", session_id,
+              {{"user_id", std::string(user_id)},
+               {"auth_time", now},
+               {"created_at", now},
+               {"expires_at", now + kSessionLifetime},
+               {"ip", ctx.req.remote_addr},
+               {"user_agent", std::string(ctx.req.header("user-agent"))}});
+  });
+  return cookie_name(ctx) + "=" + value + cookie_attrs(ctx, kSessionLifetime);
+}
+
+std::string clear_session_cookie(const Ctx& ctx) {
+  return cookie_name(ctx) + "=" + cookie_attrs(ctx, 0);
+}
+
+void end_session(Ctx& ctx) {
+  if (auto s = current_session(ctx))
+    ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) { tx.remove("session", s->id); });
+}
+
+// ---- log ------------------------------------------------------------------------------------
+
+void log_event(EngineImpl& e, std::string_view tenant, std::string_view type, Json fields) {
+  const std::string id = e.rng().hex(24);
+  fields["log_id"] = id;
+  fields["type"] = std::string(type);
+  fields["date"] = iso8601(e.clock().now_ms());
+  e.store().write(tenant, [&](store::Tx& tx) { tx.insert("log", id, fields); });
+}
+
+void log_event(Ctx& ctx, std::string_view type, Json fields) {
+  if (!fields.contains("ip")) fields["ip"] = ctx.req.remote_addr;
+  if (!fields.contains("user_agent"))
+    fields["user_agent"] = std::string(ctx.req.header("user-agent"));
+  if (!fields.contains("hostname")) fields["hostname"] = std::string(ctx.req.header("host"));
+  log_event(ctx.e, ctx.tenant, type, std::move(fields));
+}
+
+// ---- HTML -----------------------------------------------------------------------------------
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+bool css_color(const std::string& c) {
+  if (c.size() != 4 && c.size() != 7) return false;
+  if (c[0] != '#') return false;
+  return std::all_of(c.begin() + 1, c.end(),
+                     [](char x) { return std::isxdigit(static_cast<unsigned char>(x)); });
+}
+
+}  // namespace
+
+http::Response page(Ctx& ctx, int status, std::string_view title, std::string_view body_html) {
+  Json branding = Json::object();
+  std::string tenant_name = ctx.tenant;
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    if (auto b = tx.get("branding", "default")) branding = std::move(b->data);
+  });
+  if (auto t = ctx.e.tenants().get(ctx.tenant)) tenant_name = t->value("friendly_name", ctx.tenant);
+  std::string primary = branding.value("colors", Json::object()).value("primary", "#0059d6");
+  std::string background =
+      branding.value("colors", Json::object()).value("page_background", "#f3f4f6");
+  if (!css_color(primary)) primary = "#0059d6";
+  if (!css_color(background)) background = "#f3f4f6";
+  const std::string logo = branding.value("logo_url", "");
+  std::string html =
+      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<title>" +
+      html_escape(title) + " · " + html_escape(tenant_name) +
+      "</title><style>"
+      "body{font-family:system-ui,sans-serif;background:" +
+      background +
+      ";margin:0}"
+      "main{max-width:380px;margin:8vh auto;background:#fff;padding:2rem;border-radius:8px;"
+      "box-shadow:0 2px 12px rgba(0,0,0,.1)}h1{font-size:1.4rem;margin:.5rem 0 1.5rem}"
+      "label{display:block;margin:.8rem 0 .3rem;font-size:.9rem}input{width:100%;padding:.6rem;"
+      "box-sizing:border-box;border:1px solid #ccc;border-radius:4px}button{width:100%;margin-top:"
+      "1.2rem;padding:.7rem;border:0;border-radius:4px;color:#fff;font-size:1rem;background:" +
+      primary +
+      "}.error{background:#fde8e8;color:#9b1c1c;padding:.6rem;border-radius:4px}.logo{max-height:"
+      "52px}"
+      "p.alt{text-align:center;font-size:.9rem}</style></head><body><main>";
+  if (!logo.empty() && (logo.starts_with("https://") || logo.starts_with("http://")))
+    html += "<img class=\"logo\" alt=\"\" src=\"" + html_escape(logo) + "\">";
+  html += "<div class=\"tenant\">" + html_escape(tenant_name) + "</div>";
+  html += body_html;
+  html += "</main></body></html>";
+  auto r = http::Response::html(status, std::move(html));
+  r.set_header("cache-control", "no-store");
+  r.set_header("x-frame-options", "DENY");
+  r.set_header("content-security-policy",
+               "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; "
+               "form-action 'self' https: http:; frame-ancestors 'none'");
+  return r;
+}
+
+http::Response error_page(Ctx& ctx, int status, std::string_view error,
+                          std::string_view description) {
+  return page(ctx, status, "Error",
+              "<h1>Something went wrong</h1><p class=\"error\"><strong>" + html_escape(error) +
+                  "</strong>: " + html_escape(description) + "</p>");
+}
+
+}  // namespace ks::oidc

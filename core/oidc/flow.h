@@ -1,0 +1,92 @@
+#pragma once
+// Shared machinery of the login and token flows: grants, token issuance, sessions, users,
+// claims, permissions and the auth-event log.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/engine_impl.h"
+#include "core/json.h"
+#include "core/store/store.h"
+
+namespace ks::oidc {
+
+inline constexpr int64_t kCodeLifetime = 60;                // seconds
+inline constexpr int64_t kLoginTxLifetime = 30 * 60;        // a login page stays usable 30 min
+inline constexpr int64_t kSessionLifetime = 7 * 24 * 3600;  // absolute session lifetime
+inline constexpr std::string_view kDatabaseConnection = "Username-Password-Authentication";
+
+// What an authorization code or a refresh token stands for.
+struct Grant {
+  std::string user_id;
+  std::string client_id;
+  std::string scope;     // space-separated, as granted
+  std::string audience;  // may be empty: tokens only for /userinfo
+  std::string nonce;
+  std::string org_id;
+  std::string org_name;
+  std::string session_id;
+  int64_t auth_time = 0;
+
+  Json to_json() const;
+  static Grant from_json(const Json& j);
+};
+
+// Stored tokens (codes, refresh tokens, sessions, login transactions) are keyed by
+// base64url(SHA-256(token)), so a copy of the database holds no usable secret.
+std::string token_id(std::string_view token);
+
+std::vector<std::string> split_scope(std::string_view scope);
+std::string join_scope(const std::vector<std::string>& scopes);
+bool has_scope(std::string_view scope, std::string_view want);
+
+// Issues access (and ID, and refresh when allowed) tokens for a user grant and returns the
+// token-endpoint response body. family: the refresh-token family to continue (empty: a new one);
+// mint_refresh false leaves the refresh token to the caller (non-rotating refresh).
+// Throws OAuthError (from oidc.h) for an audience that does not exist.
+Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::string family = {},
+                       bool mint_refresh = true);
+
+// ---- users -----------------------------------------------------------------------------------
+
+std::optional<store::Record> find_db_user(store::Tx& tx, std::string_view connection,
+                                          std::string_view email);
+// OIDC claims of a user for the scopes granted (profile, email).
+Json user_claims(const Json& user, std::string_view scope);
+// Permissions (as "scope" names) the user holds on an API: direct, through global roles, and
+// through roles in the organization when org_id is set.
+std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_id,
+                                          std::string_view audience, std::string_view org_id);
+// nullopt if the password satisfies the connection's policy, else the message.
+std::optional<std::string> password_policy_error(const Json& connection, std::string_view pw);
+
+// ---- sessions --------------------------------------------------------------------------------
+
+inline constexpr std::string_view kSessionCookie = "ks_session";
+
+struct Session {
+  std::string id;  // token_id(cookie value)
+  Json data;       // {user_id, auth_time, expires_at, ...}
+};
+std::optional<Session> current_session(Ctx& ctx);
+// Creates a session and returns the Set-Cookie header value.
+std::string start_session(Ctx& ctx, std::string_view user_id, std::string& session_id);
+std::string clear_session_cookie(const Ctx& ctx);
+void end_session(Ctx& ctx);
+
+// ---- log ------------------------------------------------------------------------------------
+
+// Appends an auth event to the tenant's log (Auth0 log type codes: s, f, fp, fu, seccft, ...).
+void log_event(Ctx& ctx, std::string_view type, Json fields);
+void log_event(EngineImpl& e, std::string_view tenant, std::string_view type, Json fields);
+
+// ---- HTML -----------------------------------------------------------------------------------
+
+std::string html_escape(std::string_view s);
+// A hosted page in the tenant's branding. body_html is trusted markup built with html_escape.
+http::Response page(Ctx& ctx, int status, std::string_view title, std::string_view body_html);
+http::Response error_page(Ctx& ctx, int status, std::string_view error,
+                          std::string_view description);
+
+}  // namespace ks::oidc

@@ -1,0 +1,80 @@
+#pragma once
+// An engine over an in-memory store with a manual clock and a seeded random source, driven
+// through Engine::handle exactly as the server drives it.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "core/crypto/crypto.h"
+#include "core/engine.h"
+#include "core/http/form.h"
+
+namespace ks::test {
+
+using http::Request;
+using http::Response;
+
+inline constexpr const char* kBootId = "boot-client";
+inline constexpr const char* kBootSecret = "boot-secret-0123456789abcdef";
+
+class EngineTest : public ::testing::Test {
+ public:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ks-engine-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ks::Config cfg;
+    cfg.data_dir = dir_;
+    cfg.public_url = "http://id.test";
+    cfg.master_key = std::string(64, 'a');
+    cfg.bootstrap_client_id = kBootId;
+    cfg.bootstrap_client_secret = kBootSecret;
+    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
+    ks::Engine::Deps deps;
+    deps.store = ks::store::open_sqlite(":memory:");
+    deps.clock = clock_;
+    deps.random = ks::crypto::seeded_random(42);
+    engine_ = ks::Engine::open(cfg, std::move(deps));
+  }
+  void TearDown() override {
+    engine_.reset();
+    std::string cmd = "rm -rf " + dir_;
+    (void)std::system(cmd.c_str());
+  }
+
+  Response call(const std::string& method, const std::string& target, const Json& body = nullptr,
+                const std::string& token = "", const std::string& content_type = "") {
+    Request r;
+    r.method = method;
+    r.set_target(target);
+    r.add_header("host", "id.test");
+    if (!token.empty()) r.add_header("authorization", "Bearer " + token);
+    if (!body.is_null()) {
+      r.body = body.is_string() ? body.get<std::string>() : body.dump();
+      r.add_header("content-type", content_type.empty() ? "application/json" : content_type);
+    }
+    return engine_->handle(r);
+  }
+
+  std::string token(const std::string& prefix, const std::string& id, const std::string& secret,
+                    const std::string& audience = "urn:keystead:management") {
+    auto r = call("POST", prefix + "/oauth/token",
+                  "grant_type=client_credentials&client_id=" + ks::http::url_encode(id) +
+                      "&client_secret=" + ks::http::url_encode(secret) +
+                      "&audience=" + ks::http::url_encode(audience),
+                  "", "application/x-www-form-urlencoded");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Json::parse(r.body).value("access_token", "");
+  }
+
+  std::string admin() { return token("", kBootId, kBootSecret); }
+
+  static Json body(const Response& r) { return Json::parse(r.body); }
+
+  std::string dir_;
+  std::shared_ptr<ks::ManualClock> clock_;
+  std::unique_ptr<ks::Engine> engine_;
+};
+
+}  // namespace ks::test
