@@ -1,6 +1,7 @@
 #include "server/listener.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -92,34 +93,39 @@ namespace {
 
 }  // namespace
 
+// One listening socket, duplicated once per event loop: every loop accepts from the same queue.
+// Not SO_REUSEPORT: that would let a second keystead (same user) bind the same port silently and
+// split the traffic, where a busy port must be a startup error.
 std::vector<int> open_listeners(ListenAddress& address, int count, int backlog) {
   std::vector<int> fds;
-  for (int i = 0; i < count; ++i) {
-    int fd = socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail(fds, address, "socket");
-    fds.push_back(fd);
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      fail(fds, address, "setsockopt");
+  int fd = socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) fail(fds, address, "socket");
+  fds.push_back(fd);
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+    fail(fds, address, "setsockopt");
+  }
+  if (address.addr.ss_family == AF_INET6) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.addr_len) != 0) {
+    fail(fds, address, "bind");
+  }
+  if (address.port() == 0) {
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+      fail(fds, address, "getsockname");
     }
-    if (address.addr.ss_family == AF_INET6) {
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    }
-    if (bind(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.addr_len) != 0) {
-      fail(fds, address, "bind");
-    }
-    if (address.port() == 0) {
-      sockaddr_storage bound{};
-      socklen_t len = sizeof bound;
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
-        fail(fds, address, "getsockname");
-      }
-      address.set_port(bound.ss_family == AF_INET6
-                           ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                           : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port));
-    }
-    if (listen(fd, backlog) != 0) fail(fds, address, "listen");
+    address.set_port(bound.ss_family == AF_INET6
+                         ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                         : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port));
+  }
+  if (listen(fd, backlog) != 0) fail(fds, address, "listen");
+  for (int i = 1; i < count; ++i) {
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) fail(fds, address, "dup");
+    fds.push_back(copy);
   }
   return fds;
 }

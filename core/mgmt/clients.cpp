@@ -74,20 +74,16 @@ void check(const Json& body) {
 
 Json client_view(const Json& d) { return public_view(d); }
 
-std::string seal_secret(Ctx& ctx, const std::string& client_id, const std::string& secret) {
-  return ctx.e.seal(secret, ctx.tenant + "\n" + client_id);
+std::string seal_secret(EngineImpl& e, std::string_view tenant, const std::string& client_id,
+                        const std::string& secret) {
+  return e.seal(secret, std::string(tenant) + "\n" + client_id);
 }
 
-http::Response create_client(Ctx& ctx) {
-  authorize(ctx, "create:clients");
-  Json body = ctx.json_body();
-  kCreate.check(body);
-  check(body);
-  // client_id / client_secret may be chosen only by the system (bootstrap, CLI import).
-  if ((body.contains("client_id") || body.contains("client_secret")) && !ctx.caller.system)
-    model::invalid_body(
-        "Payload validation error: 'Additional properties not allowed: client_id'.");
-  auto& rng = ctx.e.rng();
+}  // namespace
+
+Json build_client(EngineImpl& e, std::string_view tenant, const Json& body,
+                  std::string* secret_out) {
+  auto& rng = e.rng();
   const std::string app_type = body.value("app_type", "regular_web");
   const bool is_public = app_type == "spa" || app_type == "native";
   const std::string client_id = body.value("client_id", model::new_client_id(rng));
@@ -99,11 +95,10 @@ http::Response create_client(Ctx& ctx) {
                          : Json::array({"authorization_code", "implicit", "refresh_token",
                                         "client_credentials"});
   }
-  const std::string now = now_iso(ctx);
   Json client = {
       {"client_id", client_id},
-      {"tenant", ctx.tenant},
-      {"name", body["name"]},
+      {"tenant", std::string(tenant)},
+      {"name", body.value("name", "")},
       {"description", body.value("description", "")},
       {"app_type", app_type},
       {"is_first_party", body.value("is_first_party", true)},
@@ -125,14 +120,31 @@ http::Response create_client(Ctx& ctx) {
       {"client_metadata", body.value("client_metadata", Json::object())},
       {"global", false},
       {"is_system", false},
-      {"created_at", now}};
+      {"created_at", iso8601(e.clock().now_ms())}};
   for (const char* k : {"logo_uri", "organization_usage", "organization_require_behavior",
                         "initiate_login_uri", "cross_origin_authentication", "sso"})
     if (body.contains(k)) client[k] = body[k];
-  client["_secret"] = seal_secret(ctx, client_id, secret);
+  client["_secret"] = seal_secret(e, tenant, client_id, secret);
+  if (secret_out) *secret_out = secret;
+  return client;
+}
+
+namespace {
+
+http::Response create_client(Ctx& ctx) {
+  authorize(ctx, "create:clients");
+  Json body = ctx.json_body();
+  kCreate.check(body);
+  check(body);
+  // client_id / client_secret may be chosen only by the system (bootstrap, CLI import).
+  if ((body.contains("client_id") || body.contains("client_secret")) && !ctx.caller.system)
+    model::invalid_body(
+        "Payload validation error: 'Additional properties not allowed: client_id'.");
+  std::string secret;
+  Json client = build_client(ctx.e, ctx.tenant, body, &secret);
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
     try {
-      tx.insert("client", client_id, client);
+      tx.insert("client", client["client_id"].get<std::string>(), client);
     } catch (const store::Conflict&) {
       throw http::HttpError{409, "A client with that client_id already exists", "conflict"};
     }
@@ -201,7 +213,7 @@ http::Response rotate_secret(Ctx& ctx) {
   Json out;
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
     Json client = must_get(tx, "client", ctx.param("id")).data;
-    client["_secret"] = seal_secret(ctx, ctx.param("id"), secret);
+    client["_secret"] = seal_secret(ctx.e, ctx.tenant, ctx.param("id"), secret);
     tx.update("client", ctx.param("id"), client);
     out = client_view(client);
   });

@@ -61,6 +61,10 @@ std::string secret_hint(std::string_view secret);
 
 std::string now_iso(Ctx& ctx);
 
+// A new client record (defaults by app_type, secret sealed). *secret_out gets the plain secret.
+Json build_client(EngineImpl& e, std::string_view tenant, const Json& body,
+                  std::string* secret_out);
+
 }  // namespace ks::mgmt
 
 namespace ks::mgmt {

@@ -102,6 +102,22 @@ void TenantService::provision_defaults(store::Tx& tx) {
              {"metadata", Json::object()},
              {"created_at", now}},
             "Username-Password-Authentication");
+  // A "Default App" for logins and an M2M client that manages the tenant.
+  Json app = mgmt::build_client(e_, tx.tenant(),
+                                {{"name", "Default App"}, {"app_type", "regular_web"}}, nullptr);
+  tx.insert("client", app["client_id"].get<std::string>(), app);
+  Json m2m = mgmt::build_client(
+      e_, tx.tenant(), {{"name", "Management Client"}, {"app_type", "non_interactive"}}, nullptr);
+  const std::string m2m_id = m2m["client_id"];
+  tx.insert("client", m2m_id, m2m);
+  const std::string grant_id = model::new_prefixed_id("cgr", rng);
+  Json all_scopes = mgmt::management_scopes();
+  tx.insert("client_grant", grant_id,
+            {{"id", grant_id},
+             {"client_id", m2m_id},
+             {"audience", std::string(mgmt::kManagementAudience)},
+             {"scope", all_scopes}},
+            m2m_id + "\n" + std::string(mgmt::kManagementAudience));
 }
 
 Json TenantService::create(const Json& body) {
