@@ -10,9 +10,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/email/delivery.h"
 #include "core/engine_impl.h"
 #include "core/mgmt/scopes.h"
 #include "core/model/ids.h"
+#include "core/net/http_client.h"
 
 namespace ks {
 namespace {
@@ -77,6 +79,14 @@ EngineImpl::EngineImpl(Config cfg, std::unique_ptr<store::Store> store,
       [this](std::string_view id) { return tenants_->canonical_issuer(id); });
   register_oidc_routes(routes_);
   register_mgmt_routes(routes_);
+}
+
+EngineImpl::~EngineImpl() {
+  if (mail_queue_) mail_queue_->stop();
+}
+
+void EngineImpl::start_mail(std::shared_ptr<email::Mailer> mailer) {
+  if (!mail_queue_) mail_queue_ = std::make_unique<email::DeliveryQueue>(*this, std::move(mailer));
 }
 
 void EngineImpl::load_master_key() {
@@ -254,6 +264,12 @@ std::unique_ptr<Engine> Engine::open(const Config& config, Deps deps) {
   if (!deps.random) deps.random = crypto::system_random();
   auto impl = std::make_unique<EngineImpl>(config, std::move(deps.store), std::move(deps.clock),
                                            std::move(deps.random));
+  impl->start_mail(deps.mailer ? std::move(deps.mailer)
+                               : email::make_mailer(config.data_dir + "/outbox.jsonl"));
+  if (deps.http_client)
+    impl->set_http_client(std::move(deps.http_client));
+  else
+    impl->set_http_client(net::curl_http_client());
   impl->bootstrap();
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -267,7 +283,7 @@ http::Response Engine::manage(std::string_view tenant, std::string_view method,
   return impl_->manage(tenant, method, path, body, query);
 }
 
-void Engine::shutdown() {}
+void Engine::shutdown() { impl_->mail_queue().stop(); }
 
 const Config& Engine::config() const { return impl_->cfg(); }
 

@@ -13,13 +13,21 @@
 namespace ks {
 
 class EngineImpl;
+namespace net {
+class HttpClient;
+}
+namespace email {
+class Mailer;
+}
 
 class Engine {
  public:
   struct Deps {
-    std::unique_ptr<store::Store> store;     // default: SQLite at config.database_path()
-    std::shared_ptr<Clock> clock;            // default: SystemClock
-    std::shared_ptr<crypto::Random> random;  // default: crypto::system_random()
+    std::unique_ptr<store::Store> store;           // default: SQLite at config.database_path()
+    std::shared_ptr<Clock> clock;                  // default: SystemClock
+    std::shared_ptr<crypto::Random> random;        // default: crypto::system_random()
+    std::shared_ptr<net::HttpClient> http_client;  // default: net::curl_http_client()
+    std::shared_ptr<email::Mailer> mailer;         // default: email::make_mailer (SMTP, dev outbox)
   };
 
   // Opens the store, runs migrations and the first-start bootstrap (control plane, bootstrap

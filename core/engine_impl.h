@@ -12,6 +12,8 @@
 #include "core/http/form.h"
 #include "core/http/http.h"
 #include "core/http/router.h"
+#include "core/net/cache.h"
+#include "core/net/http_client.h"
 #include "core/oidc/keyring.h"
 #include "core/store/store.h"
 #include "core/tenancy/resolver.h"
@@ -20,6 +22,10 @@
 namespace ks {
 
 class EngineImpl;
+namespace email {
+class Mailer;
+class DeliveryQueue;
+}  // namespace email
 
 // Who is calling the Management API, established from the bearer token (or the system, for the
 // CLI and the C ABI).
@@ -59,6 +65,8 @@ class EngineImpl {
   EngineImpl(Config cfg, std::unique_ptr<store::Store> store, std::shared_ptr<Clock> clock,
              std::shared_ptr<crypto::Random> rng);
 
+  ~EngineImpl();
+
   http::Response handle(const http::Request& req);
   http::Response manage(std::string_view tenant, std::string_view method, std::string_view path,
                         const Json& body, std::string_view query);
@@ -71,6 +79,15 @@ class EngineImpl {
   oidc::KeyRing& keys() { return *keys_; }
   tenancy::TenantService& tenants() { return *tenants_; }
   const tenancy::TenantResolver& resolver() const { return *resolver_; }
+  // Outgoing email (core/email): starts the delivery thread; Engine::open calls it once.
+  void start_mail(std::shared_ptr<email::Mailer> mailer);
+  email::DeliveryQueue& mail_queue() { return *mail_queue_; }
+
+  // Outbound HTTP (federated logins) and its cache of upstream documents (discovery, JWKS).
+  // Engine::open sets the client once, before any request.
+  void set_http_client(std::shared_ptr<net::HttpClient> c) { http_ = std::move(c); }
+  net::HttpClient& http() { return *http_; }
+  net::JsonCache& http_cache() { return http_cache_; }
 
   // Secrets at rest: AES-256-GCM under the master key, base64 text.
   std::string seal(std::string_view plaintext, std::string_view aad);
@@ -89,6 +106,9 @@ class EngineImpl {
   std::unique_ptr<tenancy::TenantService> tenants_;
   std::unique_ptr<tenancy::TenantResolver> resolver_;
   Routes routes_;
+  std::shared_ptr<net::HttpClient> http_;
+  net::JsonCache http_cache_;
+  std::unique_ptr<email::DeliveryQueue> mail_queue_;  // last: stopped before the rest goes
 };
 
 // Route registration, one function per module.

@@ -7,7 +7,8 @@ Sources:
       A meson test whose executable wrote GoogleTest XML (into GTEST_DIR through GTEST_OUTPUT,
       or next to the build as {name}.xml for `protocol: 'gtest'` tests) counts per test case;
       any other meson test (e.g. the C ABI program) counts as one.
-  --junit NAME=XML      a pytest --junitxml report: one count per test case.
+  --junit NAME=XML      a JUnit XML report (pytest --junitxml, or node --test's junit reporter):
+                        one count per test case.
   --steps FILE          lines "STEP EXITCODE" written by scripts/test. A step that failed without
                         a counted test failure in the suite of the same name (a build, a crash,
                         pytest collecting nothing) counts as one failure.
@@ -36,10 +37,15 @@ class Tally:
 
 
 def junit_cases(path):
-    """Yields (name, ok, why) for each <testcase> of a JUnit XML file (gtest or pytest)."""
+    """Yields (name, ok, why) for each <testcase> of a JUnit XML file (gtest, pytest or node)."""
     root = ET.parse(path).getroot()
+    parent = {child: p for p in root.iter() for child in p}
     for case in root.iter("testcase"):
-        name = ".".join(x for x in (case.get("classname"), case.get("name")) if x)
+        classname = case.get("classname")
+        suite = parent.get(case)
+        if classname == "test" and suite is not None and suite.tag == "testsuite":
+            classname = suite.get("name")  # node's reporter: every classname is "test"
+        name = ".".join(x for x in (classname, case.get("name")) if x)
         bad = None
         for child in case:
             if child.tag in ("failure", "error"):

@@ -22,9 +22,9 @@ class Random {
   virtual void fill(uint8_t* out, size_t n) = 0;
 
   std::string bytes(size_t n);
-  std::string hex(size_t n_chars);       // n_chars lower-case hex digits
-  std::string alnum(size_t n_chars);     // [A-Za-z0-9], unbiased
-  std::string token(size_t n_bytes);     // base64url of n_bytes random bytes
+  std::string hex(size_t n_chars);    // n_chars lower-case hex digits
+  std::string alnum(size_t n_chars);  // [A-Za-z0-9], unbiased
+  std::string token(size_t n_bytes);  // base64url of n_bytes random bytes
 };
 
 // CTR-DRBG seeded from the system entropy source; thread-safe.
@@ -45,7 +45,8 @@ std::string sha256(std::string_view data);  // 32 raw bytes
 std::string hmac_sha256(std::string_view key, std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b);
 
-// ---- authenticated encryption (secrets at rest) ---------------------------------------------------
+// ---- authenticated encryption (secrets at rest)
+// ---------------------------------------------------
 
 // AES-256-GCM. key is 32 raw bytes. Output: 12-byte nonce || ciphertext || 16-byte tag.
 std::string aead_seal(std::string_view key, std::string_view plaintext, Random& rng,
@@ -53,7 +54,8 @@ std::string aead_seal(std::string_view key, std::string_view plaintext, Random& 
 std::optional<std::string> aead_open(std::string_view key, std::string_view sealed,
                                      std::string_view aad = {});
 
-// ---- signing keys and JWS -------------------------------------------------------------------------
+// ---- signing keys and JWS
+// -------------------------------------------------------------------------
 
 enum class Alg { RS256, ES256 };
 std::string_view alg_name(Alg a);
@@ -76,6 +78,21 @@ class SigningKey {
   virtual bool verify(std::string_view signing_input, std::string_view signature) const = 0;
 };
 
+// A verification key taken from someone else's JWK (upstream identity providers' JWKS).
+class PublicKey {
+ public:
+  virtual ~PublicKey() = default;
+  // {kty: RSA, n, e} (2048..8192 bits) → RS256; {kty: EC, crv: P-256, x, y} → ES256.
+  // nullptr if the JWK is not a usable public signing key: another key type, curve or size,
+  // "use" other than "sig", an "alg" other than the one above, malformed members, or an EC
+  // point not on the curve.
+  static std::unique_ptr<PublicKey> from_jwk(const Json& jwk);
+
+  virtual Alg alg() const = 0;
+  // Signature as in SigningKey::verify. Thread-safe.
+  virtual bool verify(std::string_view signing_input, std::string_view signature) const = 0;
+};
+
 struct Jws {
   Json header;
   Json payload;
@@ -84,8 +101,8 @@ struct Jws {
 };
 
 // Compact JWS: header {alg, typ, kid} plus any members of extra_header.
-std::string jws_sign(const SigningKey& key, std::string_view kid, const Json& payload,
-                     Random& rng, const Json& extra_header = Json::object());
+std::string jws_sign(const SigningKey& key, std::string_view kid, const Json& payload, Random& rng,
+                     const Json& extra_header = Json::object());
 // Splits and decodes a compact JWS; nullopt if it is not three base64url JSON parts.
 // Does not verify: call key.verify(jws.signing_input, jws.signature).
 std::optional<Jws> jws_parse(std::string_view token);
@@ -93,7 +110,7 @@ std::optional<Jws> jws_parse(std::string_view token);
 // ---- passwords ----------------------------------------------------------------------------------
 
 struct PasswordParams {
-  uint32_t t_cost = 2;          // OWASP: argon2id m=19 MiB, t=2, p=1
+  uint32_t t_cost = 2;  // OWASP: argon2id m=19 MiB, t=2, p=1
   uint32_t m_cost_kib = 19456;
   uint32_t parallelism = 1;
 };
@@ -102,7 +119,8 @@ std::string password_hash(std::string_view password, Random& rng,
                           const PasswordParams& params = {});
 bool password_verify(std::string_view encoded, std::string_view password);
 
-// ---- X.509 (dev-mode TLS) ---------------------------------------------------------------------------
+// ---- X.509 (dev-mode TLS)
+// ---------------------------------------------------------------------------
 
 struct CertAndKey {
   std::string cert_pem;

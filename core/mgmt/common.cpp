@@ -232,10 +232,11 @@ std::string now_iso(Ctx& ctx) { return iso8601(ctx.e.clock().now_ms()); }
 const std::vector<std::string>& management_scopes() {
   static const std::vector<std::string> kScopes = [] {
     std::vector<std::string> s;
-    for (const char* noun : {"users", "clients", "client_grants", "connections", "resource_servers",
-                             "roles", "organizations", "tenants", "logs", "hooks", "signing_keys",
-                             "email_provider", "branding", "tenant_settings", "client_keys",
-                             "organization_members", "organization_member_roles", "role_members"}) {
+    for (const char* noun :
+         {"users", "clients", "client_grants", "connections", "resource_servers", "roles",
+          "organizations", "tenants", "logs", "hooks", "signing_keys", "email_provider", "branding",
+          "tenant_settings", "client_keys", "organization_members", "organization_member_roles",
+          "role_members", "user_tickets"}) {
       for (const char* verb : {"read", "create", "update", "delete"})
         s.push_back(std::string(verb) + ":" + noun);
     }

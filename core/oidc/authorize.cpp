@@ -21,7 +21,10 @@ Json AuthRequest::to_json() const {
           {"login_hint", login_hint},
           {"screen_hint", screen_hint},
           {"connection", connection},
-          {"max_age", max_age}};
+          {"max_age", max_age},
+          {"upstream_nonce", upstream_nonce},
+          {"upstream_verifier", upstream_verifier},
+          {"upstream_binding", upstream_binding}};
 }
 
 AuthRequest AuthRequest::from_json(const Json& j) {
@@ -41,6 +44,9 @@ AuthRequest AuthRequest::from_json(const Json& j) {
   a.screen_hint = j.value("screen_hint", "");
   a.connection = j.value("connection", "");
   a.max_age = j.value("max_age", int64_t{-1});
+  a.upstream_nonce = j.value("upstream_nonce", "");
+  a.upstream_verifier = j.value("upstream_verifier", "");
+  a.upstream_binding = j.value("upstream_binding", "");
   return a;
 }
 
@@ -286,6 +292,19 @@ http::Response authorize(Ctx& ctx) {
                            "No organization found by that id or name");
     ar.org_id = rec->value("id", "");
     ar.org_name = rec->value("name", "");
+  }
+
+  // A federated connection logs in at its upstream identity provider (prompt=none never shows
+  // a login UI, so it is answered from the session alone, below).
+  if (!ar.connection.empty() && ar.connection != kDatabaseConnection) {
+    std::optional<Json> con;
+    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+      if (auto c = tx.find("connection", ar.connection)) con = std::move(c->data);
+    });
+    if (!con)
+      return respond_error(ctx, ar, *client, "invalid_request", "the connection was not found");
+    if (is_federated_strategy(con->value("strategy", "")) && ar.prompt != "none")
+      return federated_redirect(ctx, ar, *client, *con);
   }
 
   // An existing session answers without a login page, unless the client asks otherwise.

@@ -25,6 +25,11 @@ struct AuthRequest {
   std::string screen_hint;
   std::string connection;
   int64_t max_age = -1;
+  // Federated logins (federated.cpp): the nonce and PKCE verifier sent to the upstream identity
+  // provider, and token_id of the cookie that binds the login to the browser that started it.
+  std::string upstream_nonce;
+  std::string upstream_verifier;
+  std::string upstream_binding;
 
   Json to_json() const;
   static AuthRequest from_json(const Json& j);
@@ -52,5 +57,18 @@ struct LoginTx {
 };
 std::optional<LoginTx> load_login_tx(Ctx& ctx, std::string_view id);
 void drop_login_tx(Ctx& ctx, std::string_view id);
+
+// ---- federated connections (federated.cpp) -------------------------------------------------
+
+// True for the strategies that log in at an upstream identity provider: oidc, oauth2,
+// google-oauth2, github.
+bool is_federated_strategy(std::string_view strategy);
+// /authorize with a federated `connection`: saves a login transaction and redirects to the
+// upstream authorization endpoint (errors go back to the client's validated redirect_uri).
+http::Response federated_redirect(Ctx& ctx, const AuthRequest& ar, const Json& client,
+                                  const Json& connection);
+// The "Continue with …" links of the hosted login page: one per federated connection enabled
+// for the transaction's client; empty when there is none.
+std::string federated_buttons_html(Ctx& ctx, const LoginTx& tx);
 
 }  // namespace ks::oidc

@@ -60,6 +60,8 @@ void register_oidc_routes(Routes& r) {
   oidc::register_authorize_routes(r);
   oidc::register_page_routes(r);
   oidc::register_endpoint_routes(r);
+  oidc::register_federated_routes(r);
+  oidc::register_email_flow_routes(r);
 }
 
 }  // namespace ks

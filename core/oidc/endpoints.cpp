@@ -16,14 +16,46 @@ bool contains(const Json& list, std::string_view v) {
   return false;
 }
 
-// An origin may call the browser-facing endpoints when one of the tenant's clients lists it.
-bool origin_allowed(Ctx& ctx, std::string_view origin) {
+bool lists_origin(const Json& client, std::string_view origin) {
+  return contains(client.value("web_origins", Json::array()), origin) ||
+         contains(client.value("allowed_origins", Json::array()), origin);
+}
+
+// The client a browser request speaks for: client_id of the form (or Basic credentials), else
+// the azp of its bearer token. Empty when none is named.
+std::string requesting_client(const Ctx& ctx) {
+  std::string_view authz = ctx.req.header("authorization");
+  if (authz.starts_with("Bearer ") || authz.starts_with("bearer ")) {
+    if (auto jws = crypto::jws_parse(authz.substr(7))) return jws->payload.value("azp", "");
+    return {};
+  }
+  if (authz.starts_with("Basic ") || authz.starts_with("basic ")) {
+    auto decoded = crypto::base64_decode(authz.substr(6));
+    if (decoded) return http::url_decode(decoded->substr(0, decoded->find(':'))).value_or("");
+  }
+  if (ctx.req.method == "POST") {
+    try {
+      return ctx.form_body().get_or("client_id", "");
+    } catch (const http::HttpError&) {
+      return {};
+    }
+  }
+  return ctx.query.get_or("client_id", "");
+}
+
+// A request may be read by an origin that its client registered (web_origins or
+// allowed_origins). A preflight names no client: any of the tenant's clients may vouch for the
+// origin there, and the actual request is then checked against its own client.
+bool origin_allowed(Ctx& ctx, std::string_view origin, std::string_view client_id) {
   if (origin.empty()) return false;
   bool ok = false;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    if (!client_id.empty()) {
+      if (auto c = tx.get("client", client_id)) ok = lists_origin(c->data, origin);
+      return;
+    }
     for (const auto& c : tx.list("client", store::ListQuery::first(10000))) {
-      if (contains(c.data.value("web_origins", Json::array()), origin) ||
-          contains(c.data.value("allowed_origins", Json::array()), origin)) {
+      if (lists_origin(c.data, origin)) {
         ok = true;
         return;
       }
@@ -34,7 +66,9 @@ bool origin_allowed(Ctx& ctx, std::string_view origin) {
 
 http::Response with_cors(Ctx& ctx, http::Response r) {
   std::string_view origin = ctx.req.header("origin");
-  if (origin_allowed(ctx, origin)) {
+  if (origin.empty()) return r;
+  const std::string client_id = requesting_client(ctx);
+  if (!client_id.empty() && origin_allowed(ctx, origin, client_id)) {
     r.set_header("access-control-allow-origin", std::string(origin));
     r.set_header("access-control-allow-credentials", "true");
     r.add_header("vary", "Origin");
@@ -49,7 +83,7 @@ Handler cors(Handler h) {
 http::Response preflight(Ctx& ctx) {
   http::Response r = http::Response::empty(204);
   std::string_view origin = ctx.req.header("origin");
-  if (origin_allowed(ctx, origin)) {
+  if (origin_allowed(ctx, origin, {})) {
     r.set_header("access-control-allow-origin", std::string(origin));
     r.set_header("access-control-allow-credentials", "true");
     r.set_header("access-control-allow-methods", "GET, POST, OPTIONS");

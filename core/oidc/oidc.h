@@ -37,5 +37,9 @@ Handler with_cors_handler(Handler h);
 void register_authorize_routes(Routes& r);
 void register_page_routes(Routes& r);
 void register_endpoint_routes(Routes& r);
+// /login/callback and /login/federated (federated.cpp).
+void register_federated_routes(Routes& r);
+// /u/reset-password, /u/reset-password/confirm, /u/email-verification (email_flows.cpp).
+void register_email_flow_routes(Routes& r);
 
 }  // namespace ks::oidc

@@ -4,6 +4,7 @@
 #include "core/http/form.h"
 #include "core/model/ids.h"
 #include "core/oidc/authorize.h"
+#include "core/oidc/email_flows.h"
 #include "core/oidc/flow.h"
 
 namespace ks::oidc {
@@ -69,6 +70,7 @@ http::Response render_login(Ctx& ctx, const LoginTx& tx, int status, std::string
   alt += "<p class=\"alt\"><a href=\"" + html_escape(ctx.issuer) +
          "u/reset-password?state=" + html_escape(http::url_encode(tx.id)) +
          "\">Forgot password?</a></p>";
+  alt += federated_buttons_html(ctx, tx);
   return page(
       ctx, status, "Log in",
       form_html(tx, ctx.issuer + "u/login",
@@ -280,6 +282,7 @@ http::Response signup_post(Ctx& ctx) {
              {"user_name", email},
              {"connection", std::string(kDatabaseConnection)},
              {"description", "Successful signup"}});
+  queue_verification_email(ctx, user_id, tx->ar.client_id);
   return finish(ctx, *tx, user_id);
 }
 

@@ -311,3 +311,19 @@ def test_tenant_es256_keys(server):
     tokens = app.exchange(code, verifier).json()
     header = __import__("json").loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
     assert header["alg"] == "ES256"
+
+
+def test_cors_answers_only_the_requesting_clients_origins(server, new_tenant):
+    tenant = new_tenant()
+    a = App(server, tenant)
+    b = App(server, tenant, web_origins=["https://b.example"], allowed_origins=["https://b.example"])
+    # A's origin may not read a token response of B.
+    r = requests.post(a.url("/oauth/token"), headers={"Origin": ORIGIN}, data={
+        "grant_type": "authorization_code", "client_id": b.client_id, "code": "x",
+        "redirect_uri": CALLBACK, "code_verifier": "y" * 43})
+    assert r.status_code == 400
+    assert "Access-Control-Allow-Origin" not in r.headers
+    r = requests.post(a.url("/oauth/token"), headers={"Origin": ORIGIN}, data={
+        "grant_type": "authorization_code", "client_id": a.client_id, "code": "x",
+        "redirect_uri": CALLBACK, "code_verifier": "y" * 43})
+    assert r.headers.get("Access-Control-Allow-Origin") == ORIGIN
