@@ -63,33 +63,6 @@ class LoginFlow : public EngineTest {
               201);
   }
 
-  Response send(const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& content_type = "application/x-www-form-urlencoded") {
-    Request r;
-    r.method = method;
-    r.set_target(target);
-    r.add_header("host", "id.test");
-    r.remote_addr = "10.0.0.1";
-    std::string cookie;
-    for (const auto& [k, v] : cookies_) cookie += (cookie.empty() ? "" : "; ") + k + "=" + v;
-    if (!cookie.empty()) r.add_header("cookie", cookie);
-    if (!body.empty()) {
-      r.body = body;
-      r.add_header("content-type", content_type);
-    }
-    auto res = engine_->handle(r);
-    for (const auto& h : res.headers) {
-      if (h.name != "set-cookie") continue;
-      auto eq = h.value.find('='), semi = h.value.find(';');
-      std::string k = h.value.substr(0, eq), v = h.value.substr(eq + 1, semi - eq - 1);
-      if (v.empty())
-        cookies_.erase(k);
-      else
-        cookies_[k] = v;
-    }
-    return res;
-  }
-
   static std::string verifier() { return std::string(43, 'v'); }
   static std::string challenge() {
     return ks::crypto::base64url_encode(ks::crypto::sha256(verifier()));
@@ -143,7 +116,6 @@ class LoginFlow : public EngineTest {
   std::string admin_;
   Json client_;
   std::string user_id_;
-  std::map<std::string, std::string> cookies_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -72,9 +73,38 @@ class EngineTest : public ::testing::Test {
 
   static Json body(const Response& r) { return Json::parse(r.body); }
 
+  // A browser-like request: sends and keeps cookies (Set-Cookie with an empty value deletes).
+  Response send(const std::string& method, const std::string& target, const std::string& body = "",
+                const std::string& content_type = "application/x-www-form-urlencoded") {
+    Request r;
+    r.method = method;
+    r.set_target(target);
+    r.add_header("host", "id.test");
+    r.remote_addr = "10.0.0.1";
+    std::string cookie;
+    for (const auto& [k, v] : cookies_) cookie += (cookie.empty() ? "" : "; ") + k + "=" + v;
+    if (!cookie.empty()) r.add_header("cookie", cookie);
+    if (!body.empty()) {
+      r.body = body;
+      r.add_header("content-type", content_type);
+    }
+    auto res = engine_->handle(r);
+    for (const auto& h : res.headers) {
+      if (h.name != "set-cookie") continue;
+      auto eq = h.value.find('='), semi = h.value.find(';');
+      std::string k = h.value.substr(0, eq), v = h.value.substr(eq + 1, semi - eq - 1);
+      if (v.empty())
+        cookies_.erase(k);
+      else
+        cookies_[k] = v;
+    }
+    return res;
+  }
+
   std::string dir_;
   std::shared_ptr<ks::ManualClock> clock_;
   std::unique_ptr<ks::Engine> engine_;
+  std::map<std::string, std::string> cookies_;
 };
 
 }  // namespace ks::test
