@@ -4,10 +4,13 @@
 #include <stdexcept>
 
 #include "core/crypto/crypto.h"
+#include "core/crypto/mbed.h"
 
 namespace ks::crypto {
 
 namespace {
+
+using mbed::Gcm;
 
 constexpr size_t kKeyLen = 32;
 constexpr size_t kNonceLen = 12;
@@ -16,18 +19,6 @@ constexpr size_t kTagLen = 16;
 const unsigned char* u8(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
-
-class Gcm {
- public:
-  Gcm() { mbedtls_gcm_init(&ctx_); }
-  ~Gcm() { mbedtls_gcm_free(&ctx_); }
-  Gcm(const Gcm&) = delete;
-  Gcm& operator=(const Gcm&) = delete;
-  mbedtls_gcm_context* get() { return &ctx_; }
-
- private:
-  mbedtls_gcm_context ctx_;
-};
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/crypto/crypto.h"
+#include "core/crypto/mbed.h"
 
 // RSA verification shares one public context between threads and relies on mbedTLS locking the
 // lazily computed Montgomery constant inside mbedtls_rsa_public().
@@ -24,6 +25,8 @@
 namespace ks::crypto {
 
 namespace {
+
+using mbed::Mpi;
 
 constexpr size_t kEcCoordLen = 32;
 constexpr unsigned kMinRsaBits = 2048;
@@ -45,18 +48,6 @@ std::string err(const char* what, int rc) {
     return std::string(buf);
   }() + ")";
 }
-
-class Mpi {
- public:
-  Mpi() { mbedtls_mpi_init(&v_); }
-  ~Mpi() { mbedtls_mpi_free(&v_); }
-  Mpi(const Mpi&) = delete;
-  Mpi& operator=(const Mpi&) = delete;
-  mbedtls_mpi* get() { return &v_; }
-
- private:
-  mbedtls_mpi v_;
-};
 
 // Big-endian unsigned bytes; `len` 0 means minimal length.
 std::string mpi_bytes(const mbedtls_mpi* v, size_t len = 0) {

@@ -13,10 +13,15 @@
 #include <stdexcept>
 
 #include "core/crypto/crypto.h"
+#include "core/crypto/mbed.h"
 
 namespace ks::crypto {
 
 namespace {
+
+using mbed::CrtWriter;
+using mbed::Mpi;
+using mbed::Pk;
 
 int rng_adapter(void* ctx, unsigned char* out, size_t n) {
   try {
@@ -108,42 +113,6 @@ bool plain_hostname(const std::string& s) {
   }
   return true;
 }
-
-class Pk {
- public:
-  Pk() { mbedtls_pk_init(&v_); }
-  ~Pk() { mbedtls_pk_free(&v_); }
-  Pk(const Pk&) = delete;
-  Pk& operator=(const Pk&) = delete;
-  mbedtls_pk_context* get() { return &v_; }
-
- private:
-  mbedtls_pk_context v_;
-};
-
-class CrtWriter {
- public:
-  CrtWriter() { mbedtls_x509write_crt_init(&v_); }
-  ~CrtWriter() { mbedtls_x509write_crt_free(&v_); }
-  CrtWriter(const CrtWriter&) = delete;
-  CrtWriter& operator=(const CrtWriter&) = delete;
-  mbedtls_x509write_cert* get() { return &v_; }
-
- private:
-  mbedtls_x509write_cert v_;
-};
-
-class Mpi {
- public:
-  Mpi() { mbedtls_mpi_init(&v_); }
-  ~Mpi() { mbedtls_mpi_free(&v_); }
-  Mpi(const Mpi&) = delete;
-  Mpi& operator=(const Mpi&) = delete;
-  mbedtls_mpi* get() { return &v_; }
-
- private:
-  mbedtls_mpi v_;
-};
 
 }  // namespace
 
