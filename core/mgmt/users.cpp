@@ -4,6 +4,7 @@
 #include "core/mgmt/common.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/oidc/email_flows.h"
 
 namespace ks::mgmt {
 namespace {
@@ -142,6 +143,10 @@ http::Response create_user(Ctx& ctx) {
       throw http::HttpError{409, "The user already exists.", "conflict"};
     }
   });
+  // verify_email: true sends the verification email (Auth0's flag; unverified users only).
+  if (body.value("verify_email", false) && !user.value("email_verified", false) &&
+      user.contains("email"))
+    oidc::queue_verification_email(ctx, user_id, {});
   return http::Response::json(201, user_view(user));
 }
 

@@ -614,3 +614,24 @@ TEST(EmailSmtp, RefusesHeaderInjectionAndReportsConnectionErrors) {
         << e.what();
   }
 }
+
+TEST_F(EmailFlows, CreateUserWithVerifyEmailSendsOne) {
+  auto quiet = call("POST", "/api/v2/users",
+                    {{"email", "quiet@example.com"},
+                     {"password", "long enough pw"},
+                     {"connection", "Username-Password-Authentication"}},
+                    admin_);
+  ASSERT_EQ(quiet.status, 201) << quiet.body;
+  EXPECT_TRUE(delivered().empty());
+  auto loud = call("POST", "/api/v2/users",
+                   {{"email", "loud@example.com"},
+                    {"password", "long enough pw"},
+                    {"connection", "Username-Password-Authentication"},
+                    {"verify_email", true}},
+                   admin_);
+  ASSERT_EQ(loud.status, 201) << loud.body;
+  auto sent = delivered();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].message.to, "loud@example.com");
+  EXPECT_EQ(sent[0].message.subject, "Verify your email");
+}
