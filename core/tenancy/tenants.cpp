@@ -83,8 +83,10 @@ void TenantService::provision_defaults(store::Tx& tx) {
              {"token_lifetime", 86400},
              {"allow_offline_access", false},
              {"skip_consent_for_verifiable_first_party_clients", false},
-             {"enforce_policies", false},
-             {"token_dialect", "access_token"},
+             // Users get management scopes only through roles (e.g. "Tenant Admin" in an
+             // organization), never just by asking for them.
+             {"enforce_policies", true},
+             {"token_dialect", "access_token_authz"},
              {"is_system", true},
              {"created_at", now},
              {"updated_at", now}},

@@ -284,3 +284,16 @@ TEST_F(LoginFlow, SignupCreatesUserAndSession) {
       call("GET", "/api/v2/users-by-email?email=bob%40example.com", nullptr, admin_).body);
   EXPECT_EQ(users.size(), 1u);
 }
+
+TEST_F(LoginFlow, UsersCannotAskForManagementScopesTheyDoNotHold) {
+  const std::string scope = "openid%20read:users%20admin:organizations%20create:tenants";
+  auto cb = login("&audience=urn%3Akeystead%3Amanagement", "correct horse battery", scope);
+  ASSERT_TRUE(cb.starts_with("https://app.test/cb?")) << cb;
+  auto body = Json::parse(exchange(query_param(cb, "code")).body);
+  auto at = ks::crypto::jws_parse(body["access_token"].get<std::string>());
+  ASSERT_TRUE(at);
+  EXPECT_EQ(at->payload["scope"], "openid");
+  EXPECT_EQ(at->payload["permissions"], Json::array());
+  // Such a token reads nothing.
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, body["access_token"]).status, 403);
+}
