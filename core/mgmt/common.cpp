@@ -6,6 +6,7 @@
 #include "core/crypto/crypto.h"
 #include "core/mgmt/scopes.h"
 #include "core/model/schema.h"
+#include "core/oidc/flow.h"
 #include "core/oidc/verify.h"
 
 namespace ks::mgmt {
@@ -54,22 +55,38 @@ void authenticate(Ctx& ctx) {
 
 }  // namespace
 
+void authenticate_caller(Ctx& ctx) {
+  if (!ctx.caller.system && ctx.caller.issuing_tenant.empty()) authenticate(ctx);
+}
+
 void authorize(Ctx& ctx, std::string_view scope) {
   if (ctx.caller.system) return;
-  if (ctx.caller.issuing_tenant.empty()) authenticate(ctx);
+  authenticate_caller(ctx);
   const Caller& caller = ctx.caller;
   const std::string& cp = ctx.e.cfg().control_plane_id;
-  bool allowed = false;
+  bool allowed = false, staff = false;
   if (caller.issuing_tenant == cp && !caller.org_name.empty()) {
     allowed = caller.org_name == ctx.tenant;  // (b) an org token acts on its tenant only
   } else if (caller.issuing_tenant == ctx.tenant) {
     allowed = true;  // (a) issued by the tenant itself
   } else if (caller.issuing_tenant == cp) {
-    allowed = caller.scopes.count(std::string(kAdminOrganizations)) > 0;  // (c) platform staff
+    allowed = staff = caller.scopes.count(std::string(kAdminOrganizations)) > 0;  // (c)
   }
   if (!allowed) forbidden("This token cannot act on tenant '" + ctx.tenant + "'", "access_denied");
   if (!scope.empty() && !caller.scopes.count(std::string(scope)))
     forbidden("Insufficient scope, expected any of: " + std::string(scope));
+  if (staff) {
+    // Every cross-tenant call by platform staff is in the target tenant's audit log.
+    oidc::log_event(ctx, "sapi",
+                    {{"description", "Management API call by platform staff"},
+                     {"client_id", caller.azp},
+                     {"user_id", caller.sub},
+                     {"details",
+                      {{"method", ctx.req.method},
+                       {"path", ctx.req.path},
+                       {"scope", std::string(scope)},
+                       {"issuing_tenant", caller.issuing_tenant}}}});
+  }
 }
 
 Page page_params(const Ctx& ctx) {

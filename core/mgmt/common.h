@@ -16,6 +16,8 @@ namespace ks::mgmt {
 // access to ctx.tenant (DESIGN.md rules a, b, c) and the route's scope. Throws HttpError
 // 401/403.
 void authorize(Ctx& ctx, std::string_view scope);
+// Only verifies the bearer token and fills ctx.caller (routes with their own access rules).
+void authenticate_caller(Ctx& ctx);
 
 struct Page {
   size_t page = 0;

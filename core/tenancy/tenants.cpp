@@ -201,6 +201,22 @@ Json TenantService::update(std::string_view id, const Json& body) {
   return out;
 }
 
+Json TenantService::set_status(std::string_view id, std::string_view status) {
+  if (id == e_.cfg().control_plane_id)
+    throw http::HttpError{403, "The control plane cannot be suspended", "operation_not_supported"};
+  Json out;
+  e_.store().write(e_.cfg().control_plane_id, [&](store::Tx& cp) {
+    auto rec = cp.get(kTenantKind, id);
+    if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+    Json data = rec->data;
+    data["status"] = std::string(status);
+    data["updated_at"] = iso8601(e_.clock().now_ms());
+    cp.update(kTenantKind, id, data);
+    out = view(data);
+  });
+  return out;
+}
+
 bool TenantService::remove(std::string_view id) {
   if (id == e_.cfg().control_plane_id)
     throw http::HttpError{403, "The control plane cannot be deleted", "operation_not_supported"};

@@ -26,6 +26,8 @@ class TenantService {
   // 409 duplicate). Returns the public tenant representation.
   Json create(const Json& body);
   Json update(std::string_view id, const Json& body);
+  // Suspends ("suspended": every request 403, data kept) or resumes ("active") a child tenant.
+  Json set_status(std::string_view id, std::string_view status);
   // Deletes a child tenant and all its data; idempotent (false if it did not exist).
   bool remove(std::string_view id);
 

@@ -297,3 +297,74 @@ TEST_F(LoginFlow, UsersCannotAskForManagementScopesTheyDoNotHold) {
   // Such a token reads nothing.
   EXPECT_EQ(call("GET", "/api/v2/users", nullptr, body["access_token"]).status, 403);
 }
+
+// The portal scenario of DESIGN.md: a control-plane user creates her tenant self-serve, gets an
+// organization token for it, manages it, and nothing else.
+TEST_F(LoginFlow, SelfServeTenantAndOrgScopedManagement) {
+  const std::string mgmt_scopes =
+      "openid%20read:users%20create:users%20read:tenants%20delete:tenants";
+  auto cb = login("&audience=urn%3Akeystead%3Amanagement", "correct horse battery", mgmt_scopes);
+  const std::string user_token =
+      Json::parse(exchange(query_param(cb, "code")).body)["access_token"];
+  auto created = call("POST", "/api/v2/tenants",
+                      {{"id", "coffee-shop"}, {"friendly_name", "Coffee"}}, user_token);
+  ASSERT_EQ(created.status, 201) << created.body;
+  ASSERT_EQ(call("POST", "/api/v2/tenants", {{"id", "other"}}, admin_).status, 201);
+
+  // The organization token for coffee-shop carries the Tenant Admin permissions.
+  auto cb2 = login("&audience=urn%3Akeystead%3Amanagement&organization=coffee-shop",
+                   "correct horse battery", mgmt_scopes);
+  ASSERT_TRUE(cb2.starts_with("https://app.test/cb?code=")) << cb2;
+  const std::string org_token =
+      Json::parse(exchange(query_param(cb2, "code")).body)["access_token"];
+  auto claims = ks::crypto::jws_parse(org_token)->payload;
+  EXPECT_EQ(claims["org_name"], "coffee-shop");
+  EXPECT_EQ(call("GET", "/t/coffee-shop/api/v2/users", nullptr, org_token).status, 200);
+  EXPECT_EQ(call("POST", "/t/coffee-shop/api/v2/users",
+                 {{"email", "barista@example.com"},
+                  {"password", "long enough pw"},
+                  {"connection", "Username-Password-Authentication"}},
+                 org_token)
+                .status,
+            201);
+  EXPECT_EQ(call("GET", "/t/other/api/v2/users", nullptr, org_token).status, 403);
+  EXPECT_EQ(call("GET", "/api/v2/users", nullptr, org_token).status, 403);
+  // Listing tenants shows only hers, to the user and to the org token.
+  for (const auto& tok : {user_token, org_token}) {
+    auto list = Json::parse(call("GET", "/api/v2/tenants", nullptr, tok).body);
+    ASSERT_EQ(list.size(), 1u) << list.dump();
+    EXPECT_EQ(list[0]["id"], "coffee-shop");
+  }
+  EXPECT_EQ(Json::parse(call("GET", "/api/v2/tenants", nullptr, admin_).body).size(), 3u);
+  EXPECT_EQ(call("GET", "/api/v2/tenants/other", nullptr, org_token).status, 403);
+  EXPECT_EQ(call("GET", "/api/v2/tenants/coffee-shop", nullptr, org_token).status, 200);
+
+  // Platform staff may read any tenant; each such call is in that tenant's audit log.
+  EXPECT_EQ(call("GET", "/t/coffee-shop/api/v2/users", nullptr, admin_).status, 200);
+  auto logs =
+      Json::parse(call("GET", "/t/coffee-shop/api/v2/logs?type=sapi", nullptr, org_token).body);
+  ASSERT_GE(logs.size(), 1u);
+  EXPECT_EQ(logs[0]["details"]["path"], "/t/coffee-shop/api/v2/users");
+
+  // Self-service off: a user token can no longer create tenants.
+  ASSERT_EQ(call("PATCH", "/api/v2/tenants/control_plane",
+                 {{"settings", {{"self_service_tenants", false}}}}, admin_)
+                .status,
+            200);
+  EXPECT_EQ(call("POST", "/api/v2/tenants", {{"id", "second"}}, user_token).status, 403);
+  // The org token may delete its own tenant.
+  EXPECT_EQ(call("DELETE", "/api/v2/tenants/other", nullptr, org_token).status, 403);
+  EXPECT_EQ(call("DELETE", "/api/v2/tenants/coffee-shop", nullptr, org_token).status, 204);
+}
+
+TEST_F(LoginFlow, SuspendAndResume) {
+  ASSERT_EQ(call("POST", "/api/v2/tenants", {{"id", "sleepy"}}, admin_).status, 201);
+  auto s = call("POST", "/api/v2/tenants/sleepy/suspend", nullptr, admin_);
+  ASSERT_EQ(s.status, 200) << s.body;
+  EXPECT_EQ(Json::parse(s.body)["status"], "suspended");
+  auto r = send("GET", "/t/sleepy/.well-known/openid-configuration");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(call("POST", "/api/v2/tenants/control_plane/suspend", nullptr, admin_).status, 403);
+  EXPECT_EQ(call("POST", "/api/v2/tenants/sleepy/resume", nullptr, admin_).status, 200);
+  EXPECT_EQ(send("GET", "/t/sleepy/.well-known/openid-configuration").status, 200);
+}
