@@ -138,9 +138,37 @@ http::Response set_status(Ctx& ctx, std::string_view status) {
   return http::Response::json(200, ctx.e.tenants().set_status(ctx.param("id"), status));
 }
 
+// /api/v2/tenants/settings: the settings of the tenant the request is on (any tenant).
+http::Response get_settings(Ctx& ctx) {
+  authorize(ctx, "read:tenant_settings");
+  auto t = ctx.e.tenants().get(ctx.tenant);
+  if (!t) not_found("tenant");
+  Json out = t->value("settings", Json::object());
+  out["friendly_name"] = t->value("friendly_name", ctx.tenant);
+  return http::Response::json(200, out);
+}
+
+http::Response patch_settings(Ctx& ctx) {
+  authorize(ctx, "update:tenant_settings");
+  Json body = ctx.json_body();
+  if (!body.is_object()) throw http::HttpError{400, "Body must be a JSON object", "invalid_body"};
+  Json patch = Json::object();
+  if (body.contains("friendly_name")) {
+    patch["friendly_name"] = body["friendly_name"];
+    body.erase("friendly_name");
+  }
+  patch["settings"] = body;
+  Json t = ctx.e.tenants().update(ctx.tenant, patch);
+  Json out = t.value("settings", Json::object());
+  out["friendly_name"] = t.value("friendly_name", ctx.tenant);
+  return http::Response::json(200, out);
+}
+
 }  // namespace
 
 void register_tenant_routes(Routes& r) {
+  r.add("GET", "/api/v2/tenants/settings", get_settings);
+  r.add("PATCH", "/api/v2/tenants/settings", patch_settings);
   r.add("GET", "/api/v2/tenants", list_tenants);
   r.add("POST", "/api/v2/tenants", create_tenant);
   r.add("GET", "/api/v2/tenants/:id", get_tenant);

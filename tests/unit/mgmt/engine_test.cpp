@@ -395,3 +395,21 @@ TEST_F(EngineTest, SigningKeyRotationAndRevocation) {
   EXPECT_EQ(call("GET", "/api/v2/users", nullptr, tok2).status, 200);
   EXPECT_EQ(body(call("GET", "/.well-known/jwks.json"))["keys"].size(), 2u);
 }
+
+TEST_F(EngineTest, TenantSettingsOfTheCurrentTenant) {
+  auto tok = admin();
+  ASSERT_EQ(
+      call("POST", "/api/v2/tenants", {{"id", "acme"}, {"friendly_name", "Acme"}}, tok).status,
+      201);
+  auto p =
+      call("PATCH", "/t/acme/api/v2/tenants/settings",
+           {{"friendly_name", "Acme Corp"}, {"default_audience", "urn:keystead:management"}}, tok);
+  ASSERT_EQ(p.status, 200) << p.body;
+  auto g = body(call("GET", "/t/acme/api/v2/tenants/settings", nullptr, tok));
+  EXPECT_EQ(g["friendly_name"], "Acme Corp");
+  EXPECT_EQ(g["default_audience"], "urn:keystead:management");
+  EXPECT_EQ(body(call("GET", "/api/v2/tenants/acme", nullptr, tok))["friendly_name"], "Acme Corp");
+  EXPECT_EQ(call("PATCH", "/t/acme/api/v2/tenants/settings", std::string("[1]"), tok).status, 400);
+  EXPECT_EQ(call("PATCH", "/t/acme/api/v2/tenants/settings", {{"friendly_name", 5}}, tok).status,
+            400);
+}
