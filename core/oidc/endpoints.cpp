@@ -214,26 +214,30 @@ http::Response signed_out(Ctx& ctx) {
   return r;
 }
 
+// Ends the session, logs it, and shows the signed-out page or redirects to `target` (already
+// checked against the client's allowed logout URLs).
+http::Response finish_logout(Ctx& ctx, const std::string& client_id, const std::string& target) {
+  if (auto session = end_session(ctx))
+    log_event(ctx, "slo",
+              {{"client_id", client_id},
+               {"user_id", session->data.value("user_id", "")},
+               {"description", "User successfully logged out"}});
+  if (target.empty()) return signed_out(ctx);
+  auto r = http::Response::redirect(target);
+  r.add_header("set-cookie", clear_session_cookie(ctx));
+  return r;
+}
+
 http::Response logout_v2(Ctx& ctx) {
   const std::string return_to = ctx.query.get_or("returnTo", "");
   const std::string client_id = ctx.query.get_or("client_id", "");
-  auto session = current_session(ctx);
   if (!return_to.empty()) {
     auto client = client_by_id(ctx, client_id);
     if (!client || !contains(client->value("allowed_logout_urls", Json::array()), return_to))
       return error_page(ctx, 400, "invalid_request",
                         "The returnTo URL is not in the allowed logout URLs of the client");
   }
-  end_session(ctx);
-  if (session)
-    log_event(ctx, "slo",
-              {{"client_id", client_id},
-               {"user_id", session->data.value("user_id", "")},
-               {"description", "User successfully logged out"}});
-  if (return_to.empty()) return signed_out(ctx);
-  auto r = http::Response::redirect(return_to);
-  r.add_header("set-cookie", clear_session_cookie(ctx));
-  return r;
+  return finish_logout(ctx, client_id, return_to);
 }
 
 http::Response logout_oidc(Ctx& ctx) {
@@ -258,21 +262,11 @@ http::Response logout_oidc(Ctx& ctx) {
       return error_page(ctx, 400, "invalid_request",
                         "post_logout_redirect_uri is not an allowed logout URL of the client");
   }
-  auto session = current_session(ctx);
-  end_session(ctx);
-  if (session)
-    log_event(ctx, "slo",
-              {{"client_id", client_id},
-               {"user_id", session->data.value("user_id", "")},
-               {"description", "User successfully logged out"}});
-  if (redirect.empty()) return signed_out(ctx);
   std::string target = redirect;
-  if (auto state = p.get("state"))
+  if (auto state = p.get("state"); state && !redirect.empty())
     target += (redirect.find('?') == std::string::npos ? "?" : "&") + std::string("state=") +
               http::url_encode(*state);
-  auto r = http::Response::redirect(target);
-  r.add_header("set-cookie", clear_session_cookie(ctx));
-  return r;
+  return finish_logout(ctx, client_id, target);
 }
 
 }  // namespace

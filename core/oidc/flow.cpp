@@ -329,9 +329,10 @@ std::string clear_session_cookie(const Ctx& ctx) {
   return cookie_name(ctx) + "=" + cookie_attrs(ctx, 0);
 }
 
-void end_session(Ctx& ctx) {
-  if (auto s = current_session(ctx))
-    ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) { tx.remove("session", s->id); });
+std::optional<Session> end_session(Ctx& ctx) {
+  auto s = current_session(ctx);
+  if (s) ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) { tx.remove("session", s->id); });
+  return s;
 }
 
 // ---- log ------------------------------------------------------------------------------------

@@ -73,7 +73,8 @@ std::optional<Session> current_session(Ctx& ctx);
 // Creates a session and returns the Set-Cookie header value.
 std::string start_session(Ctx& ctx, std::string_view user_id, std::string& session_id);
 std::string clear_session_cookie(const Ctx& ctx);
-void end_session(Ctx& ctx);
+// Ends the request's session, if any, and returns it.
+std::optional<Session> end_session(Ctx& ctx);
 
 // ---- log ------------------------------------------------------------------------------------
 
