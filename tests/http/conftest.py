@@ -2,17 +2,14 @@
 special configuration, and child tenants. The helpers themselves live in kshttp.py."""
 import pytest
 
-from kshttp import Server, servers_in_test, unique_id, STOP_TIMEOUT
+from kshttp import Server, attach_server_logs, servers_in_test, session_server, unique_id
 
 # --- pytest plumbing ---------------------------------------------------------------------------
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    rep = outcome.get_result()
-    if rep.failed:
-        for srv in list(servers_in_test):
-            rep.sections.append((f"{srv.name} logs", srv.logs()))
+    attach_server_logs(outcome.get_result())
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +26,7 @@ def _track_servers(request):
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """One server for the whole session."""
-    root = tmp_path_factory.mktemp("keystead")
-    srv = Server(root / "data", root / "logs", name="session-server")
-    yield srv
-    servers_in_test[:] = [srv]
-    code = srv.stop()
-    srv.close_files()
-    if code is None:
-        srv.kill()
-    assert code == 0, f"session server did not exit 0 within {STOP_TIMEOUT}s of SIGTERM " \
-                      f"(exit code {code})\n{srv.logs()}"
+    yield from session_server(tmp_path_factory, "session-server")
 
 
 @pytest.fixture

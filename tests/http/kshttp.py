@@ -249,6 +249,28 @@ class Server:
         return self.req(method, "/api/v2" + path, tenant, https, token, **kw)
 
 
+def session_server(tmp_path_factory, name):
+    """Generator body of a session-scoped server fixture: starts a server on a fresh data dir,
+    yields it, and at the end asserts it stopped cleanly on SIGTERM."""
+    root = tmp_path_factory.mktemp("keystead")
+    srv = Server(root / "data", root / "logs", name=name)
+    yield srv
+    servers_in_test[:] = [srv]
+    code = srv.stop()
+    srv.close_files()
+    if code is None:
+        srv.kill()
+    assert code == 0, f"{name} did not exit 0 within {STOP_TIMEOUT}s of SIGTERM " \
+                      f"(exit code {code})\n{srv.logs()}"
+
+
+def attach_server_logs(rep):
+    """Adds the logs of the servers the test used to a failed test's report."""
+    if rep.failed:
+        for srv in list(servers_in_test):
+            rep.sections.append((f"{srv.name} logs", srv.logs()))
+
+
 def quote(segment):
     """Percent-encodes one path segment (user ids contain '|')."""
     return urllib.parse.quote(segment, safe="")

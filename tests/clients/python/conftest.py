@@ -7,30 +7,18 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "http"))
 
-from kshttp import Server, servers_in_test, STOP_TIMEOUT  # noqa: E402
+from kshttp import attach_server_logs, servers_in_test, session_server  # noqa: E402
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    rep = outcome.get_result()
-    if rep.failed:
-        for srv in list(servers_in_test):
-            rep.sections.append((f"{srv.name} logs", srv.logs()))
+    attach_server_logs(outcome.get_result())
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("keystead")
-    srv = Server(root / "data", root / "logs", name="authlib-server")
-    yield srv
-    servers_in_test[:] = [srv]
-    code = srv.stop()
-    srv.close_files()
-    if code is None:
-        srv.kill()
-    assert code == 0, f"server did not exit 0 within {STOP_TIMEOUT}s of SIGTERM " \
-                      f"(exit code {code})\n{srv.logs()}"
+    yield from session_server(tmp_path_factory, "authlib-server")
 
 
 @pytest.fixture(autouse=True)
