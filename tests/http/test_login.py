@@ -1,38 +1,18 @@
 """The identity flows over real HTTP: /authorize, the hosted login and signup forms, the code
 exchange with PKCE, refresh rotation, userinfo, revoke, introspect, logout, CORS, brute-force
 blocks and signing-key rotation — on the control plane and on a path-routed child tenant."""
-import base64
-import hashlib
-import re
 import secrets
-import urllib.parse
 
 import pytest
 import requests
 
 from kshttp import quote, assert_oauth_error, unique_id
-from jwtutil import verify_rs256
+from jwtutil import decode, verify_rs256
+from portal_helpers import claims as jwt_claims, hidden, pkce, redirect_params as query
 
 CALLBACK = "https://app.example/cb"
 ORIGIN = "https://app.example"
 PASSWORD = "Correct-Horse-9-battery"
-
-
-def pkce():
-    verifier = secrets.token_urlsafe(48)[:64]
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def hidden(html, name):
-    m = re.search(r'name="%s" value="([^"]*)"' % re.escape(name), html)
-    assert m, f"no hidden input {name} in page:\n{html[:2000]}"
-    return m.group(1)
-
-
-def query(url):
-    parts = urllib.parse.urlsplit(url)
-    return dict(urllib.parse.parse_qsl(parts.query or parts.fragment))
 
 
 class App:
@@ -100,11 +80,6 @@ class App:
 def app(request, server, new_tenant):
     tenant = None if request.param == "control_plane" else new_tenant()
     return App(server, tenant)
-
-
-def jwt_claims(token):
-    payload = token.split(".")[1]
-    return __import__("json").loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 def test_code_flow_tokens_userinfo_and_refresh(server, app):
@@ -312,7 +287,7 @@ def test_tenant_es256_keys(server):
     app = App(server, tenant)
     code, verifier = app.code()
     tokens = app.exchange(code, verifier).json()
-    header = __import__("json").loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
+    header = decode(tokens["id_token"])[0]
     assert header["alg"] == "ES256"
 
 
