@@ -91,6 +91,8 @@ const Setting kSettings[] = {
     {"TRUST_FORWARDED_HOST", "trust_forwarded_host",
      [](Config& c, const std::string& v) { c.trust_forwarded_host = to_bool(v); }},
     {"DATABASE", "database", [](Config& c, const std::string& v) { c.database = v; }},
+    {"DEFAULT_ISOLATION", "default_isolation",
+     [](Config& c, const std::string& v) { c.default_isolation = v; }},
     {"ACCESS_TOKEN_LIFETIME", "access_token_lifetime",
      [](Config& c, const std::string& v) {
        c.access_token_lifetime = static_cast<int>(to_size("ACCESS_TOKEN_LIFETIME", v));

@@ -36,6 +36,7 @@ struct Config {
   int idle_timeout_ms = 60000;        // keep-alive idle
   bool trust_forwarded_host = false;  // honour X-Forwarded-Host / X-Forwarded-Proto
   std::string database;               // SQLite path; default {data_dir}/keystead.db
+  std::string default_isolation = "shared";
   int access_token_lifetime = 86400;  // seconds, default for resource servers
 
   bool dev() const { return mode == "dev"; }

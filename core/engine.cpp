@@ -256,9 +256,14 @@ Engine::~Engine() = default;
 
 std::unique_ptr<Engine> Engine::open(const Config& config, Deps deps) {
   config.validate();
+  if (!store::parse_isolation(config.default_isolation))
+    throw std::invalid_argument("KEYSTEAD_DEFAULT_ISOLATION must be 'shared' or 'database', got '" +
+                                config.default_isolation + "'");
   if (!deps.store) {
     make_dirs(config.data_dir);
-    deps.store = store::open_sqlite(config.database_path());
+    store::SqliteOptions options;
+    options.tenants_dir = config.data_dir + "/tenants";  // isolated tenants' databases
+    deps.store = store::open_sqlite(config.database_path(), options);
   }
   if (!deps.clock) deps.clock = std::make_shared<SystemClock>();
   if (!deps.random) deps.random = crypto::system_random();

@@ -26,10 +26,17 @@ constexpr char kUsage[] = R"(Usage: keystead <command> [options]
 
 Commands:
   serve                          Run the HTTP(S) server until SIGTERM or SIGINT.
-  tenant create ID [--name NAME] Create a child tenant (NAME: its friendly name).
+  tenant create ID [--name NAME] [--isolation shared|database]
+                                 Create a child tenant (NAME: its friendly name; isolation
+                                 default: --default-isolation).
   tenant list                    List tenants.
   tenant show ID                 Show one tenant.
   tenant delete ID               Delete a tenant and its data.
+  tenant move ID --isolation shared|database
+                                 Move a tenant's data into the shared database or into a
+                                 database of its own ({data-dir}/tenants/ID.db). Works on a
+                                 running server's data dir: the tenant's writes wait while its
+                                 data is copied; tokens and sessions stay valid.
   client create --tenant ID --name NAME [--grant-types A,B] [--app-type TYPE]
                                  Create an application; prints it as JSON, secret included.
   migrate                        Apply database migrations and exit.
@@ -48,6 +55,8 @@ KEYSTEAD_<NAME> (upper case, '-' becomes '_'), e.g. --data-dir overrides KEYSTEA
   --mode dev|prod                Mode (default dev)
   --threads N                    Event loop threads (default: number of cores)
   --control-plane-id ID          Control-plane tenant id (default control_plane)
+  --default-isolation MODE       Where tenants created without "isolation" keep their data:
+                                 shared (one database, default) or database (one file each)
   --OTHER-SETTING VALUE          Any other KEYSTEAD_* setting, e.g. --master-key, --database,
                                  --tenant-resolution, --tenant-header
 Options take their value as the next argument or after '=' (--listen=127.0.0.1:0).
@@ -228,19 +237,23 @@ int run(const std::vector<std::string>& argv) {
     return kExitOk;
   }
   if (command == "tenant") {
-    if (argv.size() < 3) throw UsageError{"usage: keystead tenant create|list|show|delete ..."};
+    if (argv.size() < 3)
+      throw UsageError{"usage: keystead tenant create|list|show|delete|move ..."};
     const std::string& verb = argv[2];
     std::vector<std::string> options;
-    if (verb == "create") options = {"name"};
+    if (verb == "create") options = {"name", "isolation"};
+    if (verb == "move") options = {"isolation"};
     Args args = parse_args(argv, 3, options, config);
     std::string method;
     std::string path = "/tenants";
     ks::Json body = nullptr;
     if (verb == "create") {
-      expect_positionals(args, 1, "tenant create ID [--name FRIENDLY_NAME]");
+      expect_positionals(args, 1,
+                         "tenant create ID [--name FRIENDLY_NAME] [--isolation shared|database]");
       method = "POST";
       body = {{"id", args.positional[0]}};
       if (args.options.count("name")) body["friendly_name"] = option(args, "name");
+      if (args.options.count("isolation")) body["isolation"] = option(args, "isolation");
     } else if (verb == "list") {
       expect_positionals(args, 0, "tenant list");
       method = "GET";
@@ -248,6 +261,14 @@ int run(const std::vector<std::string>& argv) {
       expect_positionals(args, 1, verb == "show" ? "tenant show ID" : "tenant delete ID");
       method = verb == "show" ? "GET" : "DELETE";
       path += "/" + path_segment(args.positional[0]);
+    } else if (verb == "move") {
+      constexpr char kMoveUsage[] = "tenant move ID --isolation shared|database";
+      expect_positionals(args, 1, kMoveUsage);
+      if (!args.options.count("isolation"))
+        throw UsageError{std::string("usage: keystead ") + kMoveUsage};
+      method = "POST";
+      path += "/" + path_segment(args.positional[0]) + "/move";
+      body = {{"isolation", option(args, "isolation")}};
     } else {
       throw UsageError{"unknown tenant command '" + verb + "'"};
     }

@@ -7,6 +7,11 @@
 // lower-cased email, a resource-server identifier) and an insertion sequence used for stable
 // ordering and checkpoint pagination. Relations ("role_permission", "org_member", ...) are
 // (from, to) pairs with an optional JSON payload, also per tenant.
+//
+// Placement (DESIGN.md "Storage and scale"): a tenant is `shared` (its rows sit in the one
+// shared database, keyed by tenant) or `database` (its own database). Only the lifecycle and the
+// operators' move command deal with placement; the rest of core/ calls read/write/scope the same
+// way for both, and sees the same behaviour.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,15 +36,17 @@ struct StoreError : std::runtime_error {
 
 struct Record {
   std::string id;
-  int64_t seq = 0;  // strictly increasing per store, in insertion order
+  // Strictly increasing per tenant, in insertion order (moving a tenant between databases keeps
+  // its values, so two tenants may share a value; compare seqs within one tenant only).
+  int64_t seq = 0;
   Json data;
 };
 
 struct ListQuery {
   size_t offset = 0;
   size_t limit = 50;
-  int64_t after_seq = 0;   // checkpoint pagination: only records with seq > after_seq
-  int64_t before_seq = 0;  // when > 0: only records with seq < before_seq
+  int64_t after_seq = 0;      // checkpoint pagination: only records with seq > after_seq
+  int64_t before_seq = 0;     // when > 0: only records with seq < before_seq
   bool newest_first = false;  // records: order by seq descending
   // Optional exact-match filter on one top-level string member of the document.
   std::string field;
@@ -96,10 +103,22 @@ class Tx {
   virtual size_t count_links_to(std::string_view rel, std::string_view to) = 0;
 
   // Another tenant's view inside the same transaction (entity sync fan-out writes every child
-  // in one transaction). The returned Tx is valid while this one is.
+  // in one transaction). The returned Tx is valid while this one is. When that tenant lives in
+  // another database, its database joins the transaction: it commits when this one does (see
+  // sqlite/routing_store.cpp for what a crash between two databases' commits leaves).
   virtual Tx& scope(std::string_view tenant) = 0;
   // Deletes every record and link of this Tx's tenant.
   virtual void purge_tenant() = 0;
+};
+
+enum class Isolation { Shared, Database };
+std::string_view to_string(Isolation isolation);
+// "shared" | "database"; nullopt for anything else.
+std::optional<Isolation> parse_isolation(std::string_view text);
+
+// Not a registered tenant: no placement record and no data.
+struct UnknownTenant : StoreError {
+  using StoreError::StoreError;
 };
 
 class Store {
@@ -112,10 +131,33 @@ class Store {
   virtual void write(std::string_view tenant, const std::function<void(Tx&)>& fn) = 0;
   // Schema version after migrations.
   virtual int schema_version() = 0;
+
+  // Where a tenant's data lives (Shared for a tenant never registered).
+  virtual Isolation isolation(std::string_view tenant) = 0;
+  // Registers a new tenant (with Database: creates its empty database). Throws Conflict if the
+  // tenant is registered already or has data.
+  virtual void create_tenant(std::string_view tenant, Isolation isolation) = 0;
+  // Deletes every record and link of the tenant, its database file and its registration.
+  // Idempotent.
+  virtual void drop_tenant(std::string_view tenant) = 0;
+  // Moves a live tenant's data to `to`, keeping ids, unique keys, documents, links and seq values;
+  // its writes wait meanwhile. No-op if it is there already; UnknownTenant if it is not
+  // registered and has no data.
+  virtual void move_tenant(std::string_view tenant, Isolation to) = 0;
+};
+
+struct SqliteOptions {
+  // Where per-tenant databases go ({tenants_dir}/{tenant}.db); default: "tenants" next to the
+  // shared database file.
+  std::string tenants_dir;
+  // Per-tenant databases kept open (least recently used ones are closed beyond this; ones in use
+  // by a transaction stay open until it ends). In-memory stores never close them.
+  size_t max_open_tenant_databases = 128;
 };
 
 // Opens (creating if needed) the SQLite database at `path`, in WAL mode, and runs migrations.
-// ":memory:" gives a private in-memory database (tests).
-std::unique_ptr<Store> open_sqlite(const std::string& path);
+// ":memory:" gives a private in-memory database (tests); its isolated tenants get in-memory
+// databases of their own.
+std::unique_ptr<Store> open_sqlite(const std::string& path, const SqliteOptions& options = {});
 
 }  // namespace ks::store

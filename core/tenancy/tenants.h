@@ -30,6 +30,9 @@ class TenantService {
   Json set_status(std::string_view id, std::string_view status);
   // Deletes a child tenant and all its data; idempotent (false if it did not exist).
   bool remove(std::string_view id);
+  // Moves a live child tenant's data to isolation "shared" or "database" and records it
+  // (400 bad value, 403 control plane, 404 unknown). Returns the public tenant representation.
+  Json move(std::string_view id, std::string_view isolation);
 
   std::optional<std::string> tenant_of_domain(std::string_view host);
   std::string canonical_issuer(std::string_view id);

@@ -1,25 +1,20 @@
-// SQLite implementation of core/store/store.h.
+// One SQLite database of the store (core/store/store.h): schema, connections, the Tx.
 //
-// One database, shared isolation: every key and every query carries tenant_id. A small pool of
-// connections (one per concurrent transaction, created on demand, capped) serves many threads;
-// each connection caches its prepared statements. ":memory:" uses a single connection so every
-// transaction sees the same database.
-#include <sqlite3.h>
-
+// Every key and every query carries tenant_id, so the shared database holds many tenants and a
+// per-tenant database (same schema) holds one. A small pool of connections (one per concurrent
+// transaction, created on demand, capped) serves many threads; each connection caches its
+// prepared statements. ":memory:" uses a single connection so every transaction sees the same
+// database. Which database a tenant lives in is routing_store.cpp's business.
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "core/store/store.h"
+#include "core/store/sqlite/sqlite_db.h"
 
-namespace ks::store {
+namespace ks::store::sqlite {
 namespace {
 
 // Numbered schema migrations, applied in order at open inside one transaction. To change the
@@ -61,15 +56,23 @@ CREATE TABLE links (
 CREATE INDEX links_from_seq ON links (tenant_id, rel, from_id, seq);
 CREATE INDEX links_to_seq ON links (tenant_id, rel, to_id, seq);
 )sql"},
+    // Placement of tenants (routing_store.cpp). In the shared database: one row per tenant
+    // registered through Store::create_tenant (tenants from before have none and are shared). In
+    // a per-tenant database, store_meta holds 'tenant' (whose it is) and, once its tenant has
+    // moved away, 'retired' (so another process still holding it open notices).
+    {2, R"sql(
+CREATE TABLE tenant_isolation (
+  tenant_id TEXT PRIMARY KEY,
+  isolation TEXT NOT NULL CHECK (isolation IN ('shared', 'database'))
+) WITHOUT ROWID;
+CREATE TABLE store_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
-constexpr size_t kMaxConnections = 16;
-constexpr int kBusyTimeoutMs = 5000;
-
-[[noreturn]] void throw_db(sqlite3* db, std::string_view what) {
-  throw StoreError(std::string(what) + ": " + sqlite3_errmsg(db));
-}
 
 std::string dump_json(const Json& j) {
   try {
@@ -102,148 +105,94 @@ std::string filter_path(const std::string& field) {
   return "$.\"" + field + "\"";
 }
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
+}  // namespace
 
-// One SQLite connection and its prepared-statement cache. Used by one thread at a time.
-class Conn {
- public:
-  Conn(const std::string& path, bool memory) {
-    int rc =
-        sqlite3_open_v2(path.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      throw StoreError("store: cannot open '" + path + "': " + msg);
-    }
-    try {
-      sqlite3_extended_result_codes(db_, 1);
-      sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-      exec("PRAGMA foreign_keys = ON");
-      if (!memory) {
-        // WAL + NORMAL: a commit survives a process crash (kill -9); only an OS crash or power
-        // loss can lose the last transactions. Keep the WAL file from staying huge.
-        exec("PRAGMA synchronous = NORMAL");
-        exec("PRAGMA journal_size_limit = 67108864");
-      }
-    } catch (...) {
-      sqlite3_close_v2(db_);
-      db_ = nullptr;
-      throw;
-    }
-  }
-  ~Conn() {
-    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+[[noreturn]] void throw_db(sqlite3* db, std::string_view what) {
+  throw StoreError(std::string(what) + ": " + sqlite3_errmsg(db));
+}
+
+bool is_memory_path(const std::string& path) { return path.empty() || path == ":memory:"; }
+
+// ---- Conn, Stmt -------------------------------------------------------------------------------
+
+Conn::Conn(const std::string& path, bool memory, bool create, bool tenant_file) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw StoreError("store: cannot open '" + path + "': " + msg);
   }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-
-  sqlite3* db() const { return db_; }
-
-  // Prepared once per connection, then reused.
-  sqlite3_stmt* prepare(std::string_view sql) {
-    auto it = stmts_.find(sql);
-    if (it != stmts_.end()) return it->second;
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                           &stmt, nullptr) != SQLITE_OK) {
-      throw_db(db_, "store: prepare failed");
+  try {
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    exec("PRAGMA foreign_keys = ON");
+    if (!memory) {
+      // WAL + NORMAL: a commit survives a process crash (kill -9); only an OS crash or power
+      // loss can lose the last transactions. Keep the WAL file from staying huge.
+      exec("PRAGMA synchronous = NORMAL");
+      exec("PRAGMA journal_size_limit = 67108864");
     }
-    stmts_.emplace(std::string(sql), stmt);
-    return stmt;
-  }
-
-  // Runs one or more statements with no parameters and no cached plan (setup only).
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      throw StoreError(std::string("store: ") + msg);
+    if (tenant_file) {
+      int persist = 1;
+      sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+      exec("PRAGMA cache_size = -1024");  // many of them may be open: 1 MiB each at most
     }
+  } catch (...) {
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw;
   }
+}
 
-  // Best effort, never throws: leaves the connection outside any transaction if it can.
-  void rollback() noexcept {
-    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
+Conn::~Conn() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
 
-  bool in_transaction() const noexcept { return !sqlite3_get_autocommit(db_); }
+sqlite3_stmt* Conn::prepare(std::string_view sql) {
+  auto it = stmts_.find(sql);
+  if (it != stmts_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                         &stmt, nullptr) != SQLITE_OK) {
+    throw_db(db_, "store: prepare failed");
+  }
+  stmts_.emplace(std::string(sql), stmt);
+  return stmt;
+}
 
- private:
-  sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, sqlite3_stmt*, StringHash, std::equal_to<>> stmts_;
-};
+void Conn::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw StoreError(std::string("store: ") + msg);
+  }
+}
 
-// A cached statement in use: bind, step, read columns; reset on scope exit.
-class Stmt {
- public:
-  Stmt(Conn& c, std::string_view sql) : db_(c.db()), s_(c.prepare(sql)) {}
-  ~Stmt() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
+void Conn::rollback() noexcept {
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
 
-  // Text is bound without copying: it must outlive the last step().
-  Stmt& bind(int i, std::string_view v) {
-    // A null data() would bind SQL NULL; an empty string_view must bind ''.
-    const char* p = v.data() ? v.data() : "";
-    check(sqlite3_bind_text(s_, i, p, static_cast<int>(v.size()), SQLITE_STATIC));
-    return *this;
-  }
-  Stmt& bind(int i, int64_t v) {
-    check(sqlite3_bind_int64(s_, i, v));
-    return *this;
-  }
-  Stmt& bind_null(int i) {
-    check(sqlite3_bind_null(s_, i));
-    return *this;
-  }
-  // NULL for an empty string_view.
-  Stmt& bind_opt(int i, std::string_view v) { return v.empty() ? bind_null(i) : bind(i, v); }
+bool Stmt::step() {
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  std::string msg = sqlite3_errmsg(db_);
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) throw Conflict("store: " + msg);
+  throw StoreError("store: " + msg);
+}
 
-  // True while there is a row.
-  bool step() {
-    int rc = sqlite3_step(s_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    std::string msg = sqlite3_errmsg(db_);
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) throw Conflict("store: " + msg);
-    throw StoreError("store: " + msg);
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  int64_t changes() const { return sqlite3_changes64(db_); }
+// ---- SqliteTx ---------------------------------------------------------------------------------
 
-  int64_t col_int(int i) const { return sqlite3_column_int64(s_, i); }
-  bool col_null(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
-  std::string_view col_text(int i) const {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, i));
-    int n = sqlite3_column_bytes(s_, i);
-    return p ? std::string_view(p, static_cast<size_t>(n)) : std::string_view();
-  }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) throw_db(db_, "store: bind failed");
-  }
-  sqlite3* db_;
-  sqlite3_stmt* s_;
-};
+namespace {
 
 class SqliteTx final : public Tx {
  public:
-  SqliteTx(Conn& c, std::string tenant, bool writable, SqliteTx* root)
-      : c_(c), tenant_(std::move(tenant)), writable_(writable), root_(root ? root : this) {}
+  SqliteTx(Conn& c, std::string tenant, bool writable, ScopeResolver& scopes)
+      : c_(c), tenant_(std::move(tenant)), writable_(writable), scopes_(scopes) {}
 
   const std::string& tenant() const override { return tenant_; }
 
@@ -305,7 +254,8 @@ class SqliteTx final : public Tx {
         "SELECT id, seq, data FROM records WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 ";
     if (!path.empty()) sql += "AND json_extract(data, ?6) = ?7 ";
     if (q.before_seq > 0) sql += "AND seq < ?8 ";
-    sql += q.newest_first ? "ORDER BY seq DESC LIMIT ?4 OFFSET ?5" : "ORDER BY seq LIMIT ?4 OFFSET ?5";
+    sql +=
+        q.newest_first ? "ORDER BY seq DESC LIMIT ?4 OFFSET ?5" : "ORDER BY seq LIMIT ?4 OFFSET ?5";
     Stmt s(c_, sql);
     s.bind(1, tenant_).bind(2, kind).bind(3, q.after_seq);
     if (q.before_seq > 0) s.bind(8, q.before_seq);
@@ -321,7 +271,8 @@ class SqliteTx final : public Tx {
   size_t count(std::string_view kind, const ListQuery& q) override {
     std::string path;
     if (!q.field.empty()) path = filter_path(q.field);
-    std::string sql = "SELECT count(*) FROM records WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 ";
+    std::string sql =
+        "SELECT count(*) FROM records WHERE tenant_id = ?1 AND kind = ?2 AND seq > ?3 ";
     if (!path.empty()) sql += "AND json_extract(data, ?4) = ?5 ";
     if (q.before_seq > 0) sql += "AND seq < ?6";
     Stmt s(c_, sql);
@@ -426,16 +377,7 @@ class SqliteTx final : public Tx {
 
   Tx& scope(std::string_view tenant) override {
     if (tenant == tenant_) return *this;
-    if (tenant == root_->tenant_) return *root_;
-    auto& scopes = root_->scopes_;
-    auto it = scopes.find(tenant);
-    if (it == scopes.end()) {
-      it = scopes
-               .emplace(std::string(tenant),
-                        std::make_unique<SqliteTx>(c_, std::string(tenant), writable_, root_))
-               .first;
-    }
-    return *it->second;
+    return scopes_.scope(tenant);
   }
 
   void purge_tenant() override {
@@ -488,176 +430,120 @@ class SqliteTx final : public Tx {
   Conn& c_;
   std::string tenant_;
   bool writable_;
-  SqliteTx* root_;
-  std::map<std::string, std::unique_ptr<SqliteTx>, std::less<>> scopes_;  // root only
-};
-
-// Stores with a transaction open on the current thread. A nested read/write on the same store
-// from inside fn would deadlock (single connection, write lock) or silently miss the outer
-// transaction's writes, so it is refused.
-thread_local std::vector<const void*> t_active_stores;
-
-class SqliteStore final : public Store {
- public:
-  explicit SqliteStore(std::string path)
-      : path_(std::move(path)), memory_(path_ == ":memory:" || path_.empty()) {
-    cap_ = memory_ ? 1 : kMaxConnections;
-    idle_.reserve(cap_);  // release() never allocates
-    auto c = std::make_unique<Conn>(path_, memory_);
-    if (!memory_) {
-      Stmt s(*c, "PRAGMA journal_mode = WAL");
-      std::string mode = s.step() ? std::string(s.col_text(0)) : std::string();
-      if (mode != "wal") throw StoreError("store: cannot enable WAL mode (got '" + mode + "')");
-    }
-    migrate(*c);
-    idle_.push_back(std::move(c));
-    open_ = 1;
-  }
-
-  void read(std::string_view tenant, const std::function<void(Tx&)>& fn) override {
-    run(tenant, fn, false);
-  }
-  void write(std::string_view tenant, const std::function<void(Tx&)>& fn) override {
-    run(tenant, fn, true);
-  }
-  int schema_version() override { return version_; }
-
- private:
-  void migrate(Conn& c) {
-    c.exec("BEGIN IMMEDIATE");
-    try {
-      c.exec(
-          "CREATE TABLE IF NOT EXISTS schema_migrations ("
-          " version INTEGER PRIMARY KEY,"
-          " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))");
-      int current = 0;
-      {
-        Stmt s(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
-        if (s.step()) current = static_cast<int>(s.col_int(0));
-      }
-      if (current > kLatestVersion) {
-        throw StoreError("store: database schema version " + std::to_string(current) +
-                         " is newer than this build supports (" + std::to_string(kLatestVersion) +
-                         ")");
-      }
-      for (const auto& m : kMigrations) {
-        if (m.version <= current) continue;
-        c.exec(m.sql);
-        Stmt s(c, "INSERT INTO schema_migrations (version) VALUES (?1)");
-        s.bind(1, int64_t{m.version}).run();
-        current = m.version;
-      }
-      c.exec("COMMIT");
-      version_ = current;
-    } catch (...) {
-      c.rollback();
-      throw;
-    }
-  }
-
-  // A pooled connection, returned on destruction.
-  class Lease {
-   public:
-    explicit Lease(SqliteStore& st) : st_(st), c_(st.acquire()) {}
-    ~Lease() { st_.release(std::move(c_)); }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    Conn& conn() { return *c_; }
-
-   private:
-    SqliteStore& st_;
-    std::unique_ptr<Conn> c_;
-  };
-
-  struct NestGuard {
-    explicit NestGuard(const void* st) : st_(st) {
-      if (std::find(t_active_stores.begin(), t_active_stores.end(), st) != t_active_stores.end()) {
-        throw StoreError("store: nested transaction on the same thread; use the Tx you have");
-      }
-      t_active_stores.push_back(st);
-    }
-    ~NestGuard() {
-      auto it = std::find(t_active_stores.begin(), t_active_stores.end(), st_);
-      if (it != t_active_stores.end()) t_active_stores.erase(it);
-    }
-    NestGuard(const NestGuard&) = delete;
-    NestGuard& operator=(const NestGuard&) = delete;
-    const void* st_;
-  };
-
-  std::unique_ptr<Conn> acquire() {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return !idle_.empty() || open_ < cap_; });
-    if (!idle_.empty()) {
-      auto c = std::move(idle_.back());
-      idle_.pop_back();
-      return c;
-    }
-    ++open_;
-    lk.unlock();
-    try {
-      return std::make_unique<Conn>(path_, memory_);
-    } catch (...) {
-      lk.lock();
-      --open_;
-      lk.unlock();
-      cv_.notify_one();
-      throw;
-    }
-  }
-
-  void release(std::unique_ptr<Conn> c) noexcept {
-    c->rollback();
-    // A connection stuck in a transaction is discarded (never the only in-memory one).
-    if (c->in_transaction() && !memory_) c.reset();
-    {
-      std::lock_guard lk(mu_);
-      if (c) {
-        idle_.push_back(std::move(c));
-      } else {
-        --open_;
-      }
-    }
-    cv_.notify_one();
-  }
-
-  void run(std::string_view tenant, const std::function<void(Tx&)>& fn, bool write) {
-    NestGuard nest(this);
-    // In-process writers queue here rather than in SQLite's sleeping busy handler; other
-    // processes are still covered by busy_timeout.
-    std::unique_lock wl(write_mu_, std::defer_lock);
-    if (write) wl.lock();
-    Lease lease(*this);
-    Conn& c = lease.conn();
-    Stmt(c, write ? "BEGIN IMMEDIATE" : "BEGIN").run();
-    try {
-      {
-        SqliteTx tx(c, std::string(tenant), write, nullptr);
-        fn(tx);
-      }
-      Stmt(c, "COMMIT").run();
-    } catch (...) {
-      c.rollback();
-      throw;
-    }
-  }
-
-  std::string path_;
-  bool memory_;
-  size_t cap_ = 1;
-  int version_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::unique_ptr<Conn>> idle_;
-  size_t open_ = 0;
-  std::mutex write_mu_;
+  ScopeResolver& scopes_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> open_sqlite(const std::string& path) {
-  if (!sqlite3_threadsafe()) throw StoreError("store: SQLite was built without thread support");
-  return std::make_unique<SqliteStore>(path);
+std::unique_ptr<Tx> make_tx(Conn& c, std::string tenant, bool writable, ScopeResolver& scopes) {
+  return std::make_unique<SqliteTx>(c, std::move(tenant), writable, scopes);
 }
 
-}  // namespace ks::store
+// ---- Database ---------------------------------------------------------------------------------
+
+Database::Database(std::string path, const Options& options)
+    : path_(std::move(path)), memory_(is_memory_path(path_)), opt_(options) {
+  if (memory_) opt_.max_connections = opt_.max_idle = 1;  // one connection is the database
+  idle_.reserve(opt_.max_connections);                    // release() never allocates
+  auto c = std::make_unique<Conn>(path_, memory_, opt_.create, opt_.tenant_file);
+  if (!memory_) {
+    Stmt s(*c, "PRAGMA journal_mode = WAL");
+    std::string mode = s.step() ? std::string(s.col_text(0)) : std::string();
+    if (mode != "wal") throw StoreError("store: cannot enable WAL mode (got '" + mode + "')");
+  }
+  migrate(*c);
+  idle_.push_back(std::move(c));
+  open_ = 1;
+}
+
+void Database::migrate(Conn& c) {
+  auto current_version = [&] {
+    Stmt t(
+        c,
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+    if (!t.step() || t.col_int(0) == 0) return 0;
+    Stmt s(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    return s.step() ? static_cast<int>(s.col_int(0)) : 0;
+  };
+  auto check_not_newer = [](int current) {
+    if (current > kLatestVersion) {
+      throw StoreError("store: database schema version " + std::to_string(current) +
+                       " is newer than this build supports (" + std::to_string(kLatestVersion) +
+                       ")");
+    }
+  };
+  // Up to date (every open of a per-tenant database): no write lock needed.
+  int current = current_version();
+  check_not_newer(current);
+  if (current == kLatestVersion) {
+    version_ = current;
+    return;
+  }
+  c.exec("BEGIN IMMEDIATE");
+  try {
+    c.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY,"
+        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))");
+    current = current_version();
+    check_not_newer(current);
+    for (const auto& m : kMigrations) {
+      if (m.version <= current) continue;
+      c.exec(m.sql);
+      Stmt s(c, "INSERT INTO schema_migrations (version) VALUES (?1)");
+      s.bind(1, int64_t{m.version}).run();
+      current = m.version;
+    }
+    c.exec("COMMIT");
+    version_ = current;
+  } catch (...) {
+    c.rollback();
+    throw;
+  }
+}
+
+std::unique_ptr<Conn> Database::acquire(Deadline deadline) {
+  std::unique_lock lk(mu_);
+  auto ready = [&] { return !idle_.empty() || open_ < opt_.max_connections; };
+  if (deadline == Deadline::max()) {
+    cv_.wait(lk, ready);
+  } else if (!cv_.wait_until(lk, deadline, ready)) {
+    throw StoreError("store: database is busy (no free connection to '" + path_ + "')");
+  }
+  if (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return c;
+  }
+  ++open_;
+  lk.unlock();
+  try {
+    return std::make_unique<Conn>(path_, memory_, /*create=*/false, opt_.tenant_file);
+  } catch (...) {
+    lk.lock();
+    --open_;
+    lk.unlock();
+    cv_.notify_one();
+    throw;
+  }
+}
+
+void Database::release(std::unique_ptr<Conn> c) noexcept {
+  if (!c) return;
+  c->rollback();
+  // A connection stuck in a transaction is discarded (never the only in-memory one).
+  if (c->in_transaction() && !memory_) c.reset();
+  std::unique_ptr<Conn> surplus;
+  {
+    std::lock_guard lk(mu_);
+    if (c && idle_.size() < opt_.max_idle) {
+      idle_.push_back(std::move(c));
+    } else {
+      --open_;
+      surplus = std::move(c);
+    }
+  }
+  cv_.notify_one();
+}
+
+}  // namespace ks::store::sqlite
