@@ -3,6 +3,7 @@
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
 #include "core/oidc/flow.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 
@@ -215,9 +216,10 @@ http::Response authorize(Ctx& ctx) {
   ar.redirect_uri = params.get_or("redirect_uri", "");
   if (ar.client_id.empty())
     return error_page(ctx, 400, "invalid_request", "Missing required parameter: client_id");
+  // The client as flows see it: a child's URL lists include the control plane's fallback client's.
   std::optional<Json> client;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tx.get("client", ar.client_id)) client = std::move(c->data);
+    client = tenancy::effective_client(ctx.e, tx, ar.client_id);
   });
   if (!client) return error_page(ctx, 400, "invalid_request", "Unknown client: " + ar.client_id);
   // Never redirect to an unregistered URI: an error page instead (no open redirects).
@@ -299,7 +301,7 @@ http::Response authorize(Ctx& ctx) {
   if (!ar.connection.empty() && ar.connection != kDatabaseConnection) {
     std::optional<Json> con;
     ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-      if (auto c = tx.find("connection", ar.connection)) con = std::move(c->data);
+      con = tenancy::effective_connection(ctx.e, tx, ar.connection);
     });
     if (!con)
       return respond_error(ctx, ar, *client, "invalid_request", "the connection was not found");

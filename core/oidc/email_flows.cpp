@@ -9,6 +9,7 @@
 #include "core/oidc/authorize.h"
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 namespace {
@@ -236,7 +237,7 @@ http::Response render_forgot(Ctx& ctx, const LoginTx& tx, int status, std::strin
 std::optional<Json> database_connection(Ctx& ctx, const Json& client) {
   std::optional<Json> con;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tx.find("connection", kDatabaseConnection)) con = std::move(c->data);
+    con = tenancy::effective_connection(ctx.e, tx, kDatabaseConnection);
   });
   if (!con) return std::nullopt;
   const Json enabled = con->value("enabled_clients", Json::array());
@@ -358,9 +359,10 @@ http::Response confirm_post(Ctx& ctx) {
   Json connection = Json::object();
   const std::string con_name = connection_of(t.user);
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tx.find("connection", con_name)) connection = std::move(c->data);
+    if (auto c = tenancy::effective_connection(ctx.e, tx, con_name)) connection = std::move(*c);
   });
-  if (auto problem = password_policy_error(connection, password))
+  if (auto problem = password_policy_error(
+          connection, tenancy::effective_settings(ctx.e, ctx.tenant), password))
     return render_new_password(ctx, token, t, 400, *problem);
 
   const std::string hash = crypto::password_hash(password, ctx.e.rng());

@@ -5,6 +5,7 @@
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
 #include "core/oidc/verify.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 namespace {
@@ -44,16 +45,23 @@ std::string requesting_client(const Ctx& ctx) {
 }
 
 // A request may be read by an origin that its client registered (web_origins or
-// allowed_origins). A preflight names no client: any of the tenant's clients may vouch for the
-// origin there, and the actual request is then checked against its own client.
+// allowed_origins; on a child tenant, with the control plane's fallback client's). A preflight
+// names no client: any of the tenant's clients may vouch for the origin there, and the actual
+// request is then checked against its own client.
 bool origin_allowed(Ctx& ctx, std::string_view origin, std::string_view client_id) {
   if (origin.empty()) return false;
   bool ok = false;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     if (!client_id.empty()) {
-      if (auto c = tx.get("client", client_id)) ok = lists_origin(c->data, origin);
+      if (auto c = tenancy::effective_client(ctx.e, tx, client_id)) ok = lists_origin(*c, origin);
       return;
     }
+    // Every client of a child inherits the fallback client's origins.
+    if (ctx.tenant != ctx.e.cfg().control_plane_id)
+      if (auto p = tenancy::platform_client(ctx.e, tx); p && lists_origin(*p, origin)) {
+        ok = true;
+        return;
+      }
     for (const auto& c : tx.list("client", store::ListQuery::first(10000))) {
       if (lists_origin(c.data, origin)) {
         ok = true;
@@ -199,12 +207,13 @@ http::Response introspect(Ctx& ctx) {
   return r;
 }
 
+// The client as the logout checks see it (a child's allowed_logout_urls include the fallback
+// client's).
 std::optional<Json> client_by_id(Ctx& ctx, std::string_view id) {
   std::optional<Json> c;
   if (id.empty()) return c;
-  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto r = tx.get("client", id)) c = std::move(r->data);
-  });
+  ctx.e.store().read(ctx.tenant,
+                     [&](store::Tx& tx) { c = tenancy::effective_client(ctx.e, tx, id); });
   return c;
 }
 

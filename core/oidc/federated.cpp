@@ -20,6 +20,7 @@
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
 #include "core/oidc/verify.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 namespace {
@@ -208,13 +209,10 @@ Upstream resolve(Ctx& ctx, const Json& con) {
   return u;
 }
 
+// The connection's client secret: the child's own, else (runtime fallback) the control plane's,
+// each opened with the associated data of the tenant that sealed it.
 std::string connection_secret(Ctx& ctx, const Json& con) {
-  if (!con.contains("_secrets") || !con["_secrets"].is_string()) return {};
-  auto open = ctx.e.open(con["_secrets"].get<std::string>(),
-                         ctx.tenant + "\n" + con.value("id", std::string()));
-  if (!open) return {};
-  Json s = Json::parse(*open, nullptr, false);
-  return s.is_object() ? str_opt(s, "client_secret") : std::string();
+  return str_opt(tenancy::open_connection_secrets(ctx.e, ctx.tenant, con), "client_secret");
 }
 
 bool enabled_for(const Json& con, const Json& client) {
@@ -224,12 +222,12 @@ bool enabled_for(const Json& con, const Json& client) {
   return std::any_of(enabled.begin(), enabled.end(), [&](const Json& c) { return c == id; });
 }
 
+// The connection as the login sees it (runtime fallback from the control plane included).
 std::optional<Json> connection_named(Ctx& ctx, std::string_view name) {
   std::optional<Json> con;
   if (name.empty()) return con;
-  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tx.find("connection", name)) con = std::move(c->data);
-  });
+  ctx.e.store().read(ctx.tenant,
+                     [&](store::Tx& tx) { con = tenancy::effective_connection(ctx.e, tx, name); });
   return con;
 }
 
@@ -657,10 +655,10 @@ http::Response federated_redirect(Ctx& ctx, const AuthRequest& ar, const Json& c
 std::string federated_buttons_html(Ctx& ctx, const LoginTx& tx) {
   std::vector<Json> cons;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& t) {
-    for (auto& r : t.list("connection", store::ListQuery::first(200)))
-      if (is_federated_strategy(r.data.value("strategy", "")) && enabled_for(r.data, tx.client) &&
-          r.data.value("show_as_button", true) != false)
-        cons.push_back(std::move(r.data));
+    for (auto& c : tenancy::effective_connections(ctx.e, t))
+      if (is_federated_strategy(c.value("strategy", "")) && enabled_for(c, tx.client) &&
+          c.value("show_as_button", true) != false)
+        cons.push_back(std::move(c));
   });
   if (cons.empty()) return {};
   std::string h = "<div class=\"federated\">";

@@ -7,6 +7,7 @@
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
 #include "core/oidc/oidc.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 
@@ -72,15 +73,23 @@ bool client_allows(const Json& client, std::string_view grant) {
 
 }  // namespace
 
+std::string default_audience(const Json& settings) {
+  auto it = settings.find("default_audience");
+  return it != settings.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t capped_lifetime(int64_t lifetime, const Json& settings, std::string_view setting) {
+  if (auto cap = tenancy::integer_setting(settings, setting)) return std::min(lifetime, *cap);
+  return lifetime;
+}
+
 Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::string family,
                        bool mint_refresh) {
   EngineImpl& e = ctx.e;
   const int64_t now = e.clock().now();
+  const Json settings = tenancy::effective_settings(e, ctx.tenant);
   std::string audience = grant.audience;
-  if (audience.empty()) {
-    if (auto t = e.tenants().get(ctx.tenant))
-      audience = (*t)["settings"].value("default_audience", "");
-  }
+  if (audience.empty()) audience = default_audience(settings);
   std::optional<Json> api, user;
   std::vector<std::string> permissions;
   const auto requested = split_scope(grant.scope);
@@ -122,8 +131,10 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
   } else {
     aud = userinfo;
   }
-  const int64_t lifetime = api ? api->value("token_lifetime", e.cfg().access_token_lifetime)
-                               : e.cfg().access_token_lifetime;
+  const int64_t lifetime =
+      capped_lifetime(api ? api->value("token_lifetime", int64_t{e.cfg().access_token_lifetime})
+                          : e.cfg().access_token_lifetime,
+                      settings, "access_token_lifetime");
   Json at = {{"iss", ctx.issuer},      {"sub", grant.user_id},     {"aud", aud},
              {"azp", grant.client_id}, {"scope", scope},           {"iat", now},
              {"exp", now + lifetime},  {"jti", e.rng().token(16)}, {"tenant_id", ctx.tenant}};
@@ -169,7 +180,8 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
                        (!api || api->value("allow_offline_access", false));
   if (offline && mint_refresh) {
     const Json rt_cfg = client.value("refresh_token", Json::object());
-    const int64_t rt_lifetime = rt_cfg.value("token_lifetime", int64_t{2592000});
+    const int64_t rt_lifetime = capped_lifetime(rt_cfg.value("token_lifetime", int64_t{2592000}),
+                                                settings, "refresh_token_lifetime");
     const std::string rt = e.rng().token(32);
     if (family.empty()) family = e.rng().token(16);
     Grant issued = grant;
@@ -238,12 +250,16 @@ std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_i
   return {out.begin(), out.end()};
 }
 
-std::optional<std::string> password_policy_error(const Json& connection, std::string_view pw) {
+std::optional<std::string> password_policy_error(const Json& connection, const Json& settings,
+                                                 std::string_view pw) {
   const Json options = connection.value("options", Json::object());
   const std::string policy = options.value("password_policy", "");
   size_t min_length = policy == "none" ? 1 : policy == "low" ? 6 : policy == "excellent" ? 10 : 8;
   if (options.contains("password_complexity_options"))
     min_length = options["password_complexity_options"].value("min_length", min_length);
+  // The tenant-wide minimum (a setting the platform may put a floor under) raises it.
+  if (auto tenant_min = tenancy::integer_setting(settings, "password_min_length"))
+    min_length = std::max(min_length, static_cast<size_t>(std::max<int64_t>(*tenant_min, 0)));
   if (pw.size() < min_length)
     return "Password is too weak: use at least " + std::to_string(min_length) + " characters";
   if (pw.size() > 1024) return "Password is too long";

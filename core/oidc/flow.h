@@ -41,6 +41,12 @@ std::vector<std::string> split_scope(std::string_view scope);
 std::string join_scope(const std::vector<std::string>& scopes);
 bool has_scope(std::string_view scope, std::string_view want);
 
+// The tenant's default_audience from its effective settings; empty when none.
+std::string default_audience(const Json& settings);
+// `lifetime` cut to the effective setting (access_token_lifetime, refresh_token_lifetime) when the
+// tenant, or the platform's ceiling, bounds it.
+int64_t capped_lifetime(int64_t lifetime, const Json& settings, std::string_view setting);
+
 // Issues access (and ID, and refresh when allowed) tokens for a user grant and returns the
 // token-endpoint response body. family: the refresh-token family to continue (empty: a new one);
 // mint_refresh false leaves the refresh token to the caller (non-rotating refresh).
@@ -58,8 +64,10 @@ Json user_claims(const Json& user, std::string_view scope);
 // through roles in the organization when org_id is set.
 std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_id,
                                           std::string_view audience, std::string_view org_id);
-// nullopt if the password satisfies the connection's policy, else the message.
-std::optional<std::string> password_policy_error(const Json& connection, std::string_view pw);
+// nullopt if the password satisfies the connection's policy and the tenant's effective
+// `password_min_length` setting (tenancy::effective_settings), else the message.
+std::optional<std::string> password_policy_error(const Json& connection, const Json& settings,
+                                                 std::string_view pw);
 
 // ---- sessions --------------------------------------------------------------------------------
 

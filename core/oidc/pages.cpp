@@ -6,6 +6,7 @@
 #include "core/oidc/authorize.h"
 #include "core/oidc/email_flows.h"
 #include "core/oidc/flow.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 namespace {
@@ -39,16 +40,12 @@ std::string form_html(const LoginTx& tx, std::string_view action, std::string_vi
   return h;
 }
 
-Json tenant_settings(Ctx& ctx) {
-  if (auto t = ctx.e.tenants().get(ctx.tenant)) return (*t).value("settings", Json::object());
-  return Json::object();
-}
-
-// The database connection a login uses: the default one, if the client may use it.
+// The database connection a login uses: the default one (with the control plane's options of its
+// strategy under it), if the client may use it.
 std::optional<Json> database_connection(Ctx& ctx, const Json& client) {
   std::optional<Json> con;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tx.find("connection", kDatabaseConnection)) con = std::move(c->data);
+    con = tenancy::effective_connection(ctx.e, tx, kDatabaseConnection);
   });
   if (!con) return std::nullopt;
   const Json& enabled = (*con)["enabled_clients"];
@@ -148,9 +145,10 @@ http::Response login_post(Ctx& ctx) {
         block = std::move(b->data);
     }
   });
-  const Json settings = tenant_settings(ctx);
-  const int max_attempts = settings.value("brute_force_protection", Json::object())
-                               .value("max_attempts", kDefaultMaxAttempts);
+  const Json settings = tenancy::effective_settings(ctx.e, ctx.tenant);
+  const int64_t max_attempts =
+      tenancy::integer_setting(settings, "brute_force_protection.max_attempts")
+          .value_or(kDefaultMaxAttempts);
   if (user && block && block->value("count", 0) >= max_attempts) {
     Json f = log_base;
     f["user_id"] = user->id;
@@ -237,7 +235,8 @@ http::Response signup_post(Ctx& ctx) {
   if (at == std::string::npos || at == 0 || at + 1 >= email.size() || email.size() > 320 ||
       email.find_first_of(" \t\r\n<>") != std::string::npos)
     return render_signup(ctx, *tx, 400, "Enter a valid email address.", email);
-  if (auto problem = password_policy_error(*con, password))
+  if (auto problem =
+          password_policy_error(*con, tenancy::effective_settings(ctx.e, ctx.tenant), password))
     return render_signup(ctx, *tx, 400, *problem, email);
   const std::string hash = crypto::password_hash(password, ctx.e.rng());
   const std::string user_id = model::new_user_id(ctx.e.rng());

@@ -7,6 +7,7 @@
 #include "core/mgmt/common.h"
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::oidc {
 
@@ -91,11 +92,9 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
     throw OAuthError{403, "unauthorized_client",
                      "Grant type 'client_credentials' not allowed for the client."};
 
+  const Json settings = tenancy::effective_settings(ctx.e, ctx.tenant);
   std::string audience = form.get_or("audience", "");
-  if (audience.empty()) {
-    if (auto t = ctx.e.tenants().get(ctx.tenant))
-      audience = (*t)["settings"].value("default_audience", "");
-  }
+  if (audience.empty()) audience = default_audience(settings);
   if (audience.empty())
     throw OAuthError{400, "invalid_request",
                      "No audience parameter was provided, and no default audience has been "
@@ -126,7 +125,9 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
   for (const auto& s : scopes) scope += (scope.empty() ? "" : " ") + s;
 
   const int64_t now = ctx.e.clock().now();
-  const int64_t lifetime = api->value("token_lifetime", ctx.e.cfg().access_token_lifetime);
+  const int64_t lifetime =
+      capped_lifetime(api->value("token_lifetime", int64_t{ctx.e.cfg().access_token_lifetime}),
+                      settings, "access_token_lifetime");
   Json claims = {{"iss", ctx.issuer},
                  {"sub", client_id + "@clients"},
                  {"aud", audience},
