@@ -1,8 +1,10 @@
-// /api/v2/resource-servers (APIs and their scopes). The tenant's own management API is a system
-// resource: visible, not modifiable.
+// /api/v2/resource-servers (APIs and their scopes). The tenant's own management API and the
+// copies synced from the control plane are system resources: visible, not modifiable. Writes on
+// the control plane fan out to every child tenant in the same transaction (core/tenancy/sync.h).
 #include "core/mgmt/common.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/tenancy/sync.h"
 
 namespace ks::mgmt {
 namespace {
@@ -70,11 +72,13 @@ store::Record find_rs(store::Tx& tx, const std::string& id_or_identifier) {
 }
 
 void protect_system(const Json& rs) {
-  if (rs.value("is_system", false))
-    forbidden(
-        "This resource server is a system resource and cannot be modified. Make changes in "
-        "the control plane instead.",
-        "operation_not_supported");
+  if (rs.value("is_system", false)) tenancy::forbid_system_change("resource server");
+}
+
+// On the control plane, copies the change to every child tenant (inside the write's tx).
+void sync(Ctx& ctx, store::Tx& tx, const std::string& id, const std::string& identifier) {
+  if (ctx.tenant == ctx.e.cfg().control_plane_id)
+    tenancy::SyncService(ctx.e).resource_server_changed(tx, id, identifier);
 }
 
 http::Response create_rs(Ctx& ctx) {
@@ -114,6 +118,7 @@ http::Response create_rs(Ctx& ctx) {
       throw http::HttpError{409, "A resource server with the same identifier already exists",
                             "conflict"};
     }
+    sync(ctx, tx, id, identifier);
   });
   return http::Response::json(201, rs_view(rs));
 }
@@ -149,6 +154,7 @@ http::Response update_rs(Ctx& ctx) {
     for (auto it = body.begin(); it != body.end(); ++it) rs[it.key()] = *it;
     rs["updated_at"] = now_iso(ctx);
     tx.update("resource_server", rec.id, rs, rs["identifier"].get<std::string>());
+    sync(ctx, tx, rec.id, rs["identifier"].get<std::string>());
     out = rs_view(rs);
   });
   return http::Response::json(200, out);
@@ -166,6 +172,7 @@ http::Response delete_rs(Ctx& ctx) {
     q.limit = 100000;
     for (const auto& g : tx.list("client_grant", q)) tx.remove("client_grant", g.id);
     tx.remove("resource_server", rec.id);
+    sync(ctx, tx, rec.id, identifier);
   });
   return http::Response::empty(204);
 }

@@ -1,38 +1,67 @@
-// /api/v2/roles, /roles/{id}/permissions, /roles/{id}/users.
+// /api/v2/roles, /roles/{id}/permissions, /roles/{id}/users. Roles synced from the control plane
+// are system resources on a child: they can be assigned, not changed. Writes on the control plane
+// fan out to every child tenant in the same transaction (core/tenancy/sync.h).
 #include "core/mgmt/common.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/tenancy/sync.h"
 
 namespace ks::mgmt {
 namespace {
 
 using model::Type;
 
+// `metadata` is a Keystead extension (metadata.sync / metadata.internal steer entity sync).
 const model::Schema kCreate = {
     {"name", Type::String, true, 50},
     {"description", Type::String, false, 140},
+    {"metadata", Type::Object},
 };
 const model::Schema kUpdate = {
     {"name", Type::String, false, 50},
     {"description", Type::String, false, 140},
+    {"metadata", Type::Object},
 };
 
 Json role_view(const Json& d) { return public_view(d); }
 
+void no_is_system(const Json& body) {
+  if (body.is_object() && body.contains("is_system"))
+    model::invalid_body("Payload validation error: 'is_system' cannot be set.");
+}
+
+// The role, or 404; 403 when it is a system resource (a copy synced from the control plane).
+store::Record must_get_modifiable(store::Tx& tx, std::string_view id) {
+  auto rec = must_get(tx, "role", id);
+  if (rec.data.value("is_system", false)) tenancy::forbid_system_change("role");
+  return rec;
+}
+
+// On the control plane, copies the change to every child tenant (inside the write's tx).
+void sync(Ctx& ctx, store::Tx& tx, std::string_view id) {
+  if (ctx.tenant == ctx.e.cfg().control_plane_id) tenancy::SyncService(ctx.e).role_changed(tx, id);
+}
+
 http::Response create_role(Ctx& ctx) {
   authorize(ctx, "create:roles");
   Json body = ctx.json_body();
+  no_is_system(body);
   kCreate.check(body);
   const std::string name = body["name"].get<std::string>();
   if (name.empty()) model::invalid_body("Payload validation error: 'name' must not be empty.");
   const std::string id = model::new_prefixed_id("rol", ctx.e.rng());
-  Json role = {{"id", id}, {"name", name}, {"description", body.value("description", "")}};
+  Json role = {{"id", id},
+               {"name", name},
+               {"description", body.value("description", "")},
+               {"metadata", body.value("metadata", Json::object())},
+               {"is_system", false}};
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
     try {
       tx.insert("role", id, role, name);
     } catch (const store::Conflict&) {
       throw http::HttpError{409, "Role name already exists", "conflict"};
     }
+    sync(ctx, tx, id);
   });
   return http::Response::json(201, role_view(role));
 }
@@ -59,17 +88,21 @@ http::Response list_roles(Ctx& ctx) {
 http::Response update_role(Ctx& ctx) {
   authorize(ctx, "update:roles");
   Json body = ctx.json_body();
+  no_is_system(body);
   kUpdate.check(body, true);
+  if (body.contains("name") && body["name"].get<std::string>().empty())
+    model::invalid_body("Payload validation error: 'name' must not be empty.");
   Json out;
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    Json role = must_get(tx, "role", ctx.param("id")).data;
-    if (body.contains("name")) role["name"] = body["name"];
-    if (body.contains("description")) role["description"] = body["description"];
+    Json role = must_get_modifiable(tx, ctx.param("id")).data;
+    for (const char* k : {"name", "description", "metadata"})
+      if (body.contains(k)) role[k] = body[k];
     try {
       tx.update("role", ctx.param("id"), role, role["name"].get<std::string>());
     } catch (const store::Conflict&) {
       throw http::HttpError{409, "Role name already exists", "conflict"};
     }
+    sync(ctx, tx, ctx.param("id"));
     out = role_view(role);
   });
   return http::Response::json(200, out);
@@ -78,11 +111,12 @@ http::Response update_role(Ctx& ctx) {
 http::Response delete_role(Ctx& ctx) {
   authorize(ctx, "delete:roles");
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    must_get(tx, "role", ctx.param("id"));
+    must_get_modifiable(tx, ctx.param("id"));
     tx.unlink_from("role_permission", ctx.param("id"));
     tx.unlink_to("user_role", ctx.param("id"));
     tx.unlink_to("org_member_role", ctx.param("id"));
     tx.remove("role", ctx.param("id"));
+    sync(ctx, tx, ctx.param("id"));
   });
   return http::Response::empty(204);
 }
@@ -100,13 +134,14 @@ http::Response change_role_permissions(Ctx& ctx, bool add) {
   authorize(ctx, "update:roles");
   Json body = ctx.json_body();
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    must_get(tx, "role", ctx.param("id"));
+    must_get_modifiable(tx, ctx.param("id"));
     for (const auto& key : permission_keys(tx, body)) {
       if (add)
         tx.link("role_permission", ctx.param("id"), key);
       else
         tx.unlink("role_permission", ctx.param("id"), key);
     }
+    sync(ctx, tx, ctx.param("id"));
   });
   return http::Response::empty(204);
 }
