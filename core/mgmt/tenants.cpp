@@ -92,7 +92,9 @@ http::Response create_tenant(Ctx& ctx) {
                             ctx.caller.scopes.count("create:tenants"));
   if (!granted) {
     bool is_user = false;
-    if (is_control_plane_token(ctx) && !ctx.caller.sub.empty())
+    // Self-service is for the caller's own user token: an org token acts only on the tenant
+    // its organization names, never on the control plane's own API.
+    if (is_control_plane_token(ctx) && ctx.caller.org_name.empty() && !ctx.caller.sub.empty())
       ctx.e.store().read(
           ctx.tenant, [&](store::Tx& tx) { is_user = tx.get("user", ctx.caller.sub).has_value(); });
     if (!is_user || !self_service_on(ctx))

@@ -7,6 +7,8 @@
 #include "core/mgmt/scopes.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/tenancy/fallback.h"
+#include "core/tenancy/sync.h"
 
 namespace ks::tenancy {
 namespace {
@@ -17,6 +19,7 @@ const model::Schema kCreateSchema = {
     {"custom_domains", model::Type::StringArray, false, 20},
     {"signing_alg", model::Type::String},
     {"settings", model::Type::Object},
+    {"isolation", model::Type::String},
 };
 const model::Schema kUpdateSchema = {
     {"friendly_name", model::Type::String, false, 255},
@@ -133,6 +136,9 @@ Json TenantService::create(const Json& body) {
                           "invalid_tenant_id"};
   if (std::find(cfg.reserved_ids.begin(), cfg.reserved_ids.end(), id) != cfg.reserved_ids.end())
     throw http::HttpError{400, "The tenant id '" + id + "' is reserved", "reserved_tenant_id"};
+  const std::string isolation = body.value("isolation", cfg.default_isolation);
+  const auto placement = store::parse_isolation(isolation);
+  if (!placement) model::invalid_body("isolation must be \"shared\" or \"database\"");
 
   const std::string now = iso8601(e_.clock().now_ms());
   const std::string org_id = model::new_prefixed_id("org", e_.rng());
@@ -140,7 +146,7 @@ Json TenantService::create(const Json& body) {
   Json rec = {{"id", id},
               {"friendly_name", friendly},
               {"status", "active"},
-              {"isolation", "shared"},
+              {"isolation", isolation},
               {"custom_domains", body.value("custom_domains", Json::array())},
               {"signing_alg", body.value("signing_alg", "RS256")},
               {"settings", body.value("settings", Json::object())},
@@ -149,10 +155,16 @@ Json TenantService::create(const Json& body) {
               {"updated_at", now}};
   for (auto& d : rec["custom_domains"]) d = lower(d.get<std::string>());
   try {
+    e_.store().create_tenant(id, *placement);
+  } catch (const store::Conflict&) {
+    throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
+  }
+  try {
     e_.store().write(cfg.control_plane_id, [&](store::Tx& cp) {
       if (cp.get(kTenantKind, id))
         throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
       check_domains(cp, rec["custom_domains"], id);
+      check_settings_constraints(cp, cfg.control_plane_id, id, rec["settings"]);
       cp.insert(kTenantKind, id, rec);
       for (const auto& d : rec["custom_domains"])
         cp.insert(kCustomDomainKind, d.get<std::string>(), {{"tenant_id", id}});
@@ -166,9 +178,14 @@ Json TenantService::create(const Json& body) {
                  {"created_at", now}},
                 id);
       provision_defaults(cp.scope(id));
+      SyncService(e_).copy_all_to(cp, cp.scope(id));
     });
   } catch (const store::Conflict&) {
+    e_.store().drop_tenant(id);
     throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
+  } catch (...) {
+    e_.store().drop_tenant(id);
+    throw;
   }
   return view(rec);
 }
@@ -193,7 +210,10 @@ Json TenantService::update(std::string_view id, const Json& body) {
     }
     if (body.contains("friendly_name")) data["friendly_name"] = body["friendly_name"];
     if (body.contains("signing_alg")) data["signing_alg"] = body["signing_alg"];
-    if (body.contains("settings")) data["settings"].merge_patch(body["settings"]);
+    if (body.contains("settings")) {
+      check_settings_constraints(cp, e_.cfg().control_plane_id, id, body["settings"]);
+      data["settings"].merge_patch(body["settings"]);
+    }
     data["updated_at"] = iso8601(e_.clock().now_ms());
     cp.update(kTenantKind, id, data);
     out = view(data);
@@ -236,6 +256,7 @@ bool TenantService::remove(std::string_view id) {
     // finishes what an interrupted delete left.
     cp.scope(id).purge_tenant();
   });
+  e_.store().drop_tenant(id);
   e_.keys().forget(id);
   return existed;
 }
@@ -292,6 +313,32 @@ void TenantService::ensure_control_plane() {
       }
     }
   });
+}
+
+Json TenantService::move(std::string_view id, std::string_view isolation) {
+  const auto to = store::parse_isolation(isolation);
+  if (!to) model::invalid_body("isolation must be \"shared\" or \"database\"");
+  const std::string& cp_id = e_.cfg().control_plane_id;
+  if (id == cp_id)
+    throw http::HttpError{403,
+                          "The control plane holds the tenant registry and always stays in the "
+                          "shared database",
+                          "operation_not_supported"};
+  if (!get(id)) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+  e_.store().move_tenant(id, *to);
+  // The record follows the data. Should the process die in between, moving again (a no-op for
+  // the data) brings the record in line.
+  Json out;
+  e_.store().write(cp_id, [&](store::Tx& cp) {
+    auto rec = cp.get(kTenantKind, id);
+    if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+    Json data = rec->data;
+    data["isolation"] = std::string(store::to_string(*to));
+    data["updated_at"] = iso8601(e_.clock().now_ms());
+    cp.update(kTenantKind, id, data);
+    out = view(data);
+  });
+  return out;
 }
 
 }  // namespace ks::tenancy
