@@ -17,6 +17,7 @@
 #include "core/oidc/keyring.h"
 #include "core/store/store.h"
 #include "core/tenancy/resolver.h"
+#include "core/tenancy/sync.h"
 #include "core/tenancy/tenants.h"
 
 namespace ks {
@@ -78,6 +79,7 @@ class EngineImpl {
   crypto::Random& rng() { return *rng_; }
   oidc::KeyRing& keys() { return *keys_; }
   tenancy::TenantService& tenants() { return *tenants_; }
+  tenancy::SyncService& sync() { return *sync_; }
   const tenancy::TenantResolver& resolver() const { return *resolver_; }
   // Outgoing email (core/email): starts the delivery thread; Engine::open calls it once.
   void start_mail(std::shared_ptr<email::Mailer> mailer);
@@ -104,6 +106,7 @@ class EngineImpl {
   std::string master_key_;  // 32 raw bytes
   std::unique_ptr<oidc::KeyRing> keys_;
   std::unique_ptr<tenancy::TenantService> tenants_;
+  std::unique_ptr<tenancy::SyncService> sync_;
   std::unique_ptr<tenancy::TenantResolver> resolver_;
   Routes routes_;
   std::shared_ptr<net::HttpClient> http_;

@@ -78,7 +78,7 @@ void protect_system(const Json& rs) {
 // On the control plane, copies the change to every child tenant (inside the write's tx).
 void sync(Ctx& ctx, store::Tx& tx, const std::string& id, const std::string& identifier) {
   if (ctx.tenant == ctx.e.cfg().control_plane_id)
-    tenancy::SyncService(ctx.e).resource_server_changed(tx, id, identifier);
+    ctx.e.sync().resource_server_changed(tx, id, identifier);
 }
 
 http::Response create_rs(Ctx& ctx) {

@@ -39,7 +39,7 @@ store::Record must_get_modifiable(store::Tx& tx, std::string_view id) {
 
 // On the control plane, copies the change to every child tenant (inside the write's tx).
 void sync(Ctx& ctx, store::Tx& tx, std::string_view id) {
-  if (ctx.tenant == ctx.e.cfg().control_plane_id) tenancy::SyncService(ctx.e).role_changed(tx, id);
+  if (ctx.tenant == ctx.e.cfg().control_plane_id) ctx.e.sync().role_changed(tx, id);
 }
 
 http::Response create_role(Ctx& ctx) {

@@ -134,6 +134,8 @@ std::string identifier_of_key(std::string_view key) {
 
 Json make_copy(const Json& doc) {
   Json c = doc;
+  // Secrets are never copied to children (a resource server's HS256 signing_secret).
+  c.erase("signing_secret");
   c["is_system"] = true;
   c[kMarker] = true;
   return c;
@@ -357,13 +359,11 @@ void SyncService::copy_all_to(store::Tx& cp, store::Tx& child) {
   reconcile(Snapshot(cp, e_.cfg().control_plane_id), child, filter_);
 }
 
-void SyncService::resync_all() {
+void SyncService::resync_all(store::Tx& cp) {
   const std::string& cp_id = e_.cfg().control_plane_id;
-  e_.store().write(cp_id, [&](store::Tx& cp) {
-    const Snapshot s(cp, cp_id);
-    for_each_child(cp, cp_id,
-                   [&](const std::string& child) { reconcile(s, cp.scope(child), filter_); });
-  });
+  const Snapshot s(cp, cp_id);
+  for_each_child(cp, cp_id,
+                 [&](const std::string& child) { reconcile(s, cp.scope(child), filter_); });
 }
 
 }  // namespace ks::tenancy

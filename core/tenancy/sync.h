@@ -48,9 +48,9 @@ class SyncService {
   // Brings one child in line with the control plane: every synced entity copied, copies of
   // entities no longer synced removed. On a new tenant this copies everything syncable.
   void copy_all_to(store::Tx& cp, store::Tx& child);
-  // copy_all_to for every child in one write transaction (e.g. after the control plane's
-  // `settings.sync` switches changed).
-  void resync_all();
+  // copy_all_to for every child, in the control plane's write transaction `cp` (after the
+  // control plane's `settings.sync` switches changed).
+  void resync_all(store::Tx& cp);
 
   // The rules that do not depend on the target: not a system resource of the control plane,
   // metadata.sync not false, metadata.internal not true, identifier not "internal:…", and the

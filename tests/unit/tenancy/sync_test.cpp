@@ -187,7 +187,7 @@ TEST_F(SyncTest, TheManagementApiIsNeverSynced) {
   EXPECT_NE(cp_mgmt, a_mgmt);
   EXPECT_FALSE(stored("a", "resource_server", cp_mgmt));
   // A full resync leaves the child's own management API alone.
-  ks::tenancy::SyncService(impl()).resync_all();
+  impl().store().write("control_plane", [&](ks::store::Tx& cp) { impl().sync().resync_all(cp); });
   EXPECT_TRUE(stored("a", "resource_server", a_mgmt));
   EXPECT_FALSE(stored("a", "resource_server", cp_mgmt));
 }
@@ -328,17 +328,17 @@ TEST_F(SyncTest, APermissionIsCopiedOnlyWhereItsResourceServerIs) {
   EXPECT_EQ(links_from("control_plane", "role_permission", rid).size(), 2u);
 }
 
-TEST_F(SyncTest, TenantAdminRoleCarriesNoManagementPermissionsToChildren) {
+TEST_F(SyncTest, TenantAdminRoleStaysOnTheControlPlane) {
+  // "Tenant Admin" grants management of one tenant through a control-plane organization; a
+  // child has no use for it, so it is created with metadata.sync = false.
   make_tenant("a");
   std::string admin_role;
   for (const auto& r : body(api("GET", "", "/roles")))
     if (r["name"] == "Tenant Admin") admin_role = r["id"];
   ASSERT_FALSE(admin_role.empty());
   EXPECT_GT(links_from("control_plane", "role_permission", admin_role).size(), 10u);
-  ks::tenancy::SyncService(impl()).resync_all();
-  auto copy = stored("a", "role", admin_role);
-  ASSERT_TRUE(copy);
-  EXPECT_EQ((*copy)["is_system"], true);
+  impl().store().write("control_plane", [&](ks::store::Tx& cp) { impl().sync().resync_all(cp); });
+  EXPECT_FALSE(stored("a", "role", admin_role));
   EXPECT_TRUE(links_from("a", "role_permission", admin_role).empty());
 }
 
@@ -487,22 +487,21 @@ TEST_F(SyncTest, TypeSwitchesStopSyncAndResyncAppliesThem) {
   // Resource servers are unaffected by the roles switch.
   EXPECT_TRUE(stored("a", "resource_server", rs_id));
 
+  // Changing a switch applies it to every child at once, in the settings write.
   patch_cp_settings({{"sync", {{"roles", true}, {"resource_servers", false}}}});
-  ks::tenancy::SyncService(impl()).resync_all();
   EXPECT_TRUE(stored("a", "role", rid));
   EXPECT_TRUE(stored("a", "role", later));
   EXPECT_EQ((*stored("a", "role", rid))["description"], "changed");
   EXPECT_FALSE(stored("a", "resource_server", rs_id));
 
   patch_cp_settings({{"sync", {{"resource_servers", true}}}});
-  ks::tenancy::SyncService(impl()).resync_all();
   EXPECT_TRUE(stored("a", "resource_server", rs_id));
 }
 
 TEST_F(SyncTest, TheFilterHookDecidesPerTargetTenant) {
   make_tenant("a");
   make_tenant("b");
-  ks::tenancy::SyncService sync(impl());
+  auto& sync = impl().sync();  // the engine's: the one the handlers and tenant creation use
   std::set<std::string> asked;
   sync.set_filter([&](std::string_view kind, const Json& entity, std::string_view target) {
     asked.insert(std::string(kind) + ":" + entity.value("id", "") + "@" + std::string(target));
@@ -528,10 +527,9 @@ TEST_F(SyncTest, TheFilterHookDecidesPerTargetTenant) {
   EXPECT_TRUE(asked.count("resource_server:api_hooked@b"));
   EXPECT_FALSE(asked.count("resource_server:api_hooked@control_plane"));
 
-  // copy_all_to consults it too.
+  // Provisioning a tenant consults it too.
   make_tenant("c");
-  impl().store().write("control_plane",
-                       [&](ks::store::Tx& cp) { sync.copy_all_to(cp, cp.scope("c")); });
+  EXPECT_TRUE(stored("c", "resource_server", "api_hooked"));
   EXPECT_TRUE(asked.count("role:rol_hooked@c"));
   EXPECT_TRUE(stored("c", "role", "rol_hooked"));
 }
