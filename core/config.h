@@ -29,7 +29,8 @@ struct Config {
   std::string bootstrap_client_id;
   std::string bootstrap_client_secret;
   std::string control_plane_client_id;
-  std::vector<std::string> reserved_ids = {"www", "api", "admin", "static"};
+  // "settings" and "import" are Management API paths under /api/v2/tenants/.
+  std::vector<std::string> reserved_ids = {"www", "api", "admin", "static", "settings", "import"};
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
   int header_timeout_ms = 10000;      // whole request head must arrive within this

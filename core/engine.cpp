@@ -74,6 +74,7 @@ EngineImpl::EngineImpl(Config cfg, std::unique_ptr<store::Store> store,
   load_master_key();
   keys_ = std::make_unique<oidc::KeyRing>(*this);
   tenants_ = std::make_unique<tenancy::TenantService>(*this);
+  sync_ = std::make_unique<tenancy::SyncService>(*this);
   resolver_ = std::make_unique<tenancy::TenantResolver>(
       cfg_, [this](std::string_view host) { return tenants_->tenant_of_domain(host); },
       [this](std::string_view id) { return tenants_->canonical_issuer(id); });
@@ -170,6 +171,13 @@ http::Response EngineImpl::dispatch(Ctx& ctx) {
     return http::Response::error(e.status, e.message, e.error_code);
   } catch (const store::Conflict& e) {
     return http::Response::error(409, "The resource already exists", "conflict");
+  } catch (const store::StoreError& e) {
+    // The database failed (I/O, full disk, busy beyond the timeout): the request changed nothing
+    // and may be retried.
+    std::cerr << "{\"level\":\"error\",\"msg\":\"store\",\"error\":" << Json(e.what()).dump()
+              << ",\"path\":" << Json(ctx.req.path).dump() << "}\n";
+    return http::Response::error(503, "The data store is unavailable; try again",
+                                 "temporarily_unavailable");
   } catch (const Json::exception& e) {
     // A JSON member of an unexpected type that validation let through: still the client's.
     return http::Response::error(400, std::string("Invalid request: ") + e.what(), "invalid_body");

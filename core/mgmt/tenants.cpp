@@ -101,16 +101,7 @@ http::Response create_tenant(Ctx& ctx) {
       forbidden("Insufficient scope, expected any of: create:tenants");
     creator = ctx.caller.sub;
   }
-  Json tenant = ctx.e.tenants().create(ctx.json_body());
-  if (!creator.empty()) {
-    const std::string org_id = tenant.value("organization_id", "");
-    ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-      tx.link("org_member", org_id, creator);
-      if (auto role = tx.find("role", "Tenant Admin"))
-        tx.link("org_member_role", org_id + "\n" + creator, role->id);
-    });
-  }
-  return http::Response::json(201, tenant);
+  return http::Response::json(201, ctx.e.tenants().create(ctx.json_body(), creator));
 }
 
 http::Response get_tenant(Ctx& ctx) {

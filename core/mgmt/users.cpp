@@ -5,6 +5,8 @@
 #include "core/model/ids.h"
 #include "core/model/schema.h"
 #include "core/oidc/email_flows.h"
+#include "core/oidc/flow.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::mgmt {
 namespace {
@@ -42,8 +44,6 @@ const model::Schema kUpdate = {
     {"user_metadata", Type::Object},          {"app_metadata", Type::Object},
 };
 
-constexpr size_t kMinPasswordLength = 8;
-
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -60,10 +60,18 @@ std::string checked_email(const Json& v) {
   return e;
 }
 
-void check_password(const std::string& pw) {
-  if (pw.size() < kMinPasswordLength)
-    throw http::HttpError{400, "PasswordStrengthError: Password is too weak",
-                          "password_strength_error"};
+// The same password rules as the hosted signup page: the connection's policy (with the control
+// plane's fallback) and the tenant's password_min_length. 400 PasswordStrengthError. A
+// connection that does not exist is left to the caller's own 400.
+void check_password(Ctx& ctx, const std::string& connection, const std::string& pw) {
+  std::optional<Json> con;
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    con = tenancy::effective_connection(ctx.e, tx, connection);
+  });
+  if (!con) return;
+  if (auto err =
+          oidc::password_policy_error(*con, tenancy::effective_settings(ctx.e, ctx.tenant), pw))
+    throw http::HttpError{400, "PasswordStrengthError: " + *err, "password_strength_error"};
 }
 
 std::string user_key(std::string_view connection, std::string_view email) {
@@ -98,7 +106,7 @@ http::Response create_user(Ctx& ctx) {
   if (body.contains("email")) email = checked_email(body["email"]);
   std::string hash;
   if (body.contains("password")) {
-    check_password(body["password"].get<std::string>());
+    check_password(ctx, connection, body["password"].get<std::string>());
     hash = crypto::password_hash(body["password"].get<std::string>(), ctx.e.rng());
   }
   const std::string now = now_iso(ctx);
@@ -192,7 +200,12 @@ http::Response update_user(Ctx& ctx) {
   kUpdate.check(body, true);
   std::string hash;
   if (body.contains("password")) {
-    check_password(body["password"].get<std::string>());
+    std::string connection;
+    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+      connection =
+          must_get(tx, "user", ctx.param("id")).data["identities"][0].value("connection", "");
+    });
+    check_password(ctx, connection, body["password"].get<std::string>());
     hash = crypto::password_hash(body["password"].get<std::string>(), ctx.e.rng());
   }
   Json out;

@@ -7,6 +7,7 @@
 #include "core/mgmt/scopes.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/oidc/flow.h"
 #include "core/tenancy/fallback.h"
 #include "core/tenancy/sync.h"
 
@@ -45,6 +46,62 @@ void check_signing_alg(const Json& body) {
       !crypto::alg_from_name(body["signing_alg"].get<std::string>()))
     model::invalid_body("signing_alg must be RS256 or ES256");
 }
+
+// One lifecycle operation on a tenant (provision, suspend, resume, delete, move): the steps it
+// went through, in order, and its outcome, written to the control plane's log as one entry —
+// `sapi` when it succeeded, `fapi` with the step that failed and the error otherwise — after the
+// operation's own transaction committed or rolled back.
+class Operation {
+ public:
+  Operation(EngineImpl& e, std::string_view tenant, std::string_view name)
+      : e_(e), tenant_(tenant), name_(name) {}
+  void step(std::string_view s) { steps_.emplace_back(s); }
+  void succeeded() { record(""); }
+  void failed(std::string_view error) { record(error.empty() ? "failed" : error); }
+
+  // Runs fn; on an exception records the failure (after `undo`) and rethrows.
+  template <typename Fn, typename Undo>
+  void run(Fn&& fn, Undo&& undo) {
+    try {
+      fn();
+    } catch (const http::HttpError& err) {
+      undo();
+      failed(err.message);
+      throw;
+    } catch (const std::exception& err) {
+      undo();
+      failed(err.what());
+      throw;
+    }
+    succeeded();
+  }
+
+ private:
+  void record(std::string_view error) {
+    Json details = {{"tenant_id", tenant_},
+                    {"operation", name_},
+                    {"steps", steps_},
+                    {"succeeded", error.empty()}};
+    std::string description = "Tenant " + name_ + (error.empty() ? " succeeded" : " failed");
+    if (!error.empty()) {
+      details["failed_step"] = steps_.empty() ? "" : steps_.back();
+      details["error"] = std::string(error);
+      description +=
+          " at step " + details["failed_step"].get<std::string>() + ": " + std::string(error);
+    }
+    try {
+      oidc::log_event(e_, e_.cfg().control_plane_id, error.empty() ? "sapi" : "fapi",
+                      {{"description", description}, {"details", details}});
+    } catch (const std::exception&) {
+      // The log is a record of the operation, not part of it: the outcome stands.
+    }
+  }
+
+  EngineImpl& e_;
+  std::string tenant_;
+  std::string name_;
+  std::vector<std::string> steps_;
+};
 
 }  // namespace
 
@@ -125,7 +182,7 @@ void TenantService::provision_defaults(store::Tx& tx) {
             m2m_id + "\n" + std::string(mgmt::kManagementAudience));
 }
 
-Json TenantService::create(const Json& body) {
+Json TenantService::create(const Json& body, std::string_view creator) {
   kCreateSchema.check(body);
   check_signing_alg(body);
   const std::string id = body["id"].get<std::string>();
@@ -154,39 +211,60 @@ Json TenantService::create(const Json& body) {
               {"created_at", now},
               {"updated_at", now}};
   for (auto& d : rec["custom_domains"]) d = lower(d.get<std::string>());
-  try {
-    e_.store().create_tenant(id, *placement);
-  } catch (const store::Conflict&) {
-    throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
-  }
-  try {
-    e_.store().write(cfg.control_plane_id, [&](store::Tx& cp) {
-      if (cp.get(kTenantKind, id))
-        throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
-      check_domains(cp, rec["custom_domains"], id);
-      check_settings_constraints(cp, cfg.control_plane_id, id, rec["settings"]);
-      cp.insert(kTenantKind, id, rec);
-      for (const auto& d : rec["custom_domains"])
-        cp.insert(kCustomDomainKind, d.get<std::string>(), {{"tenant_id", id}});
-      if (cp.find("organization", id))
-        throw http::HttpError{409, "An organization named '" + id + "' already exists", "conflict"};
-      cp.insert("organization", org_id,
-                {{"id", org_id},
-                 {"name", id},
-                 {"display_name", friendly},
-                 {"metadata", {{"tenant_id", id}}},
-                 {"created_at", now}},
-                id);
-      provision_defaults(cp.scope(id));
-      SyncService(e_).copy_all_to(cp, cp.scope(id));
-    });
-  } catch (const store::Conflict&) {
-    e_.store().drop_tenant(id);
-    throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
-  } catch (...) {
-    e_.store().drop_tenant(id);
-    throw;
-  }
+  // Step one registers the tenant with the store (and creates its database file when isolated);
+  // every other step is one control-plane transaction, so a failure anywhere leaves nothing
+  // visible: the transaction rolls back and the registration is dropped.
+  Operation op(e_, id, "provision");
+  bool registered = false;
+  op.run(
+      [&] {
+        op.step(*placement == store::Isolation::Database ? "database" : "registration");
+        try {
+          e_.store().create_tenant(id, *placement);
+        } catch (const store::Conflict&) {
+          throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
+        }
+        registered = true;
+        try {
+          e_.store().write(cfg.control_plane_id, [&](store::Tx& cp) {
+            op.step("tenant_record");
+            if (cp.get(kTenantKind, id))
+              throw http::HttpError{409, "A tenant with id '" + id + "' already exists",
+                                    "conflict"};
+            check_domains(cp, rec["custom_domains"], id);
+            check_settings_constraints(cp, cfg.control_plane_id, id, rec["settings"]);
+            cp.insert(kTenantKind, id, rec);
+            for (const auto& d : rec["custom_domains"])
+              cp.insert(kCustomDomainKind, d.get<std::string>(), {{"tenant_id", id}});
+            op.step("organization");
+            if (cp.find("organization", id))
+              throw http::HttpError{409, "An organization named '" + id + "' already exists",
+                                    "conflict"};
+            cp.insert("organization", org_id,
+                      {{"id", org_id},
+                       {"name", id},
+                       {"display_name", friendly},
+                       {"metadata", {{"tenant_id", id}}},
+                       {"created_at", now}},
+                      id);
+            if (!creator.empty()) {
+              cp.link("org_member", org_id, creator);
+              if (auto role = cp.find("role", "Tenant Admin"))
+                cp.link("org_member_role", org_id + "\n" + std::string(creator), role->id);
+            }
+            op.step("synced_entities");
+            e_.sync().copy_all_to(cp, cp.scope(id));
+            op.step("defaults");  // management API, database connection, Default App, M2M client
+            provision_defaults(cp.scope(id));
+            op.step("active");
+          });
+        } catch (const store::Conflict&) {
+          throw http::HttpError{409, "A tenant with id '" + id + "' already exists", "conflict"};
+        }
+      },
+      [&] {
+        if (registered) e_.store().drop_tenant(id);
+      });
   return view(rec);
 }
 
@@ -216,6 +294,10 @@ Json TenantService::update(std::string_view id, const Json& body) {
     }
     data["updated_at"] = iso8601(e_.clock().now_ms());
     cp.update(kTenantKind, id, data);
+    // The control plane's per-type sync switches apply to every child at once, in this write.
+    if (id == e_.cfg().control_plane_id && body.contains("settings") &&
+        body["settings"].contains("sync"))
+      e_.sync().resync_all(cp);
     out = view(data);
   });
   return out;
@@ -225,15 +307,22 @@ Json TenantService::set_status(std::string_view id, std::string_view status) {
   if (id == e_.cfg().control_plane_id)
     throw http::HttpError{403, "The control plane cannot be suspended", "operation_not_supported"};
   Json out;
-  e_.store().write(e_.cfg().control_plane_id, [&](store::Tx& cp) {
-    auto rec = cp.get(kTenantKind, id);
-    if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
-    Json data = rec->data;
-    data["status"] = std::string(status);
-    data["updated_at"] = iso8601(e_.clock().now_ms());
-    cp.update(kTenantKind, id, data);
-    out = view(data);
-  });
+  if (!get(id)) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+  Operation op(e_, id, status == "suspended" ? "suspend" : "resume");
+  op.run(
+      [&] {
+        e_.store().write(e_.cfg().control_plane_id, [&](store::Tx& cp) {
+          auto rec = cp.get(kTenantKind, id);
+          if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+          op.step("status");
+          Json data = rec->data;
+          data["status"] = std::string(status);
+          data["updated_at"] = iso8601(e_.clock().now_ms());
+          cp.update(kTenantKind, id, data);
+          out = view(data);
+        });
+      },
+      [] {});
   return out;
 }
 
@@ -241,23 +330,34 @@ bool TenantService::remove(std::string_view id) {
   if (id == e_.cfg().control_plane_id)
     throw http::HttpError{403, "The control plane cannot be deleted", "operation_not_supported"};
   bool existed = false;
-  e_.store().write(e_.cfg().control_plane_id, [&](store::Tx& cp) {
-    auto rec = cp.get(kTenantKind, id);
-    if (rec) {
-      existed = true;
-      for (const auto& d : rec->data.value("custom_domains", Json::array()))
-        cp.remove(kCustomDomainKind, d.get<std::string>());
-      if (auto org = cp.find("organization", id);
-          org && org->data["metadata"].value("tenant_id", "") == id)
-        mgmt::purge_organization(cp, org->id);
-      cp.remove(kTenantKind, id);
-    }
-    // Data of a tenant whose record is already gone is purged too: delete is idempotent and
-    // finishes what an interrupted delete left.
-    cp.scope(id).purge_tenant();
-  });
-  e_.store().drop_tenant(id);
-  e_.keys().forget(id);
+  Operation op(e_, id, "delete");
+  op.run(
+      [&] {
+        e_.store().write(e_.cfg().control_plane_id, [&](store::Tx& cp) {
+          auto rec = cp.get(kTenantKind, id);
+          if (rec) {
+            existed = true;
+            op.step("tenant_record");
+            for (const auto& d : rec->data.value("custom_domains", Json::array()))
+              cp.remove(kCustomDomainKind, d.get<std::string>());
+            op.step("organization");
+            if (auto org = cp.find("organization", id);
+                org && org->data["metadata"].value("tenant_id", "") == id)
+              mgmt::purge_organization(cp, org->id);
+            cp.remove(kTenantKind, id);
+          }
+          // Data of a tenant whose record is already gone is purged too: delete is idempotent
+          // and finishes what an interrupted delete left.
+          op.step("data");
+          cp.scope(id).purge_tenant();
+        });
+        op.step(e_.store().isolation(id) == store::Isolation::Database ? "database"
+                                                                       : "registration");
+        e_.store().drop_tenant(id);
+        op.step("keys");
+        e_.keys().forget(id);
+      },
+      [] {});
   return existed;
 }
 
@@ -305,7 +405,9 @@ void TenantService::ensure_control_plane() {
       cp.insert("role", role_id,
                 {{"id", role_id},
                  {"name", "Tenant Admin"},
-                 {"description", "Manages one customer tenant through its organization"}},
+                 {"description", "Manages one customer tenant through its organization"},
+                 {"metadata", {{"sync", false}}},
+                 {"is_system", false}},
                 "Tenant Admin");
       for (const auto& s : mgmt::management_scopes()) {
         if (s == "create:tenants") continue;
@@ -325,19 +427,26 @@ Json TenantService::move(std::string_view id, std::string_view isolation) {
                           "shared database",
                           "operation_not_supported"};
   if (!get(id)) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
-  e_.store().move_tenant(id, *to);
-  // The record follows the data. Should the process die in between, moving again (a no-op for
-  // the data) brings the record in line.
   Json out;
-  e_.store().write(cp_id, [&](store::Tx& cp) {
-    auto rec = cp.get(kTenantKind, id);
-    if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
-    Json data = rec->data;
-    data["isolation"] = std::string(store::to_string(*to));
-    data["updated_at"] = iso8601(e_.clock().now_ms());
-    cp.update(kTenantKind, id, data);
-    out = view(data);
-  });
+  Operation op(e_, id, std::string("move to ") + std::string(store::to_string(*to)));
+  op.run(
+      [&] {
+        op.step("data");
+        e_.store().move_tenant(id, *to);
+        // The record follows the data. Should the process die in between, moving again (a
+        // no-op for the data) brings the record in line.
+        op.step("tenant_record");
+        e_.store().write(cp_id, [&](store::Tx& cp) {
+          auto rec = cp.get(kTenantKind, id);
+          if (!rec) throw http::HttpError{404, "The tenant does not exist", "inexistent_tenant"};
+          Json data = rec->data;
+          data["isolation"] = std::string(store::to_string(*to));
+          data["updated_at"] = iso8601(e_.clock().now_ms());
+          cp.update(kTenantKind, id, data);
+          out = view(data);
+        });
+      },
+      [] {});
   return out;
 }
 

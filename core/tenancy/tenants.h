@@ -23,8 +23,10 @@ class TenantService {
 
   std::optional<Json> get(std::string_view id);
   // Validates and provisions a tenant. Throws http::HttpError (400 invalid or reserved id,
-  // 409 duplicate). Returns the public tenant representation.
-  Json create(const Json& body);
+  // 409 duplicate). Returns the public tenant representation. A self-serve creator (a
+  // control-plane user id) becomes a "Tenant Admin" member of the tenant's organization in the
+  // same transaction.
+  Json create(const Json& body, std::string_view creator = {});
   Json update(std::string_view id, const Json& body);
   // Suspends ("suspended": every request 403, data kept) or resumes ("active") a child tenant.
   Json set_status(std::string_view id, std::string_view status);

@@ -79,7 +79,7 @@ def test_invalid_tenant_id_is_400(server, bad):
     assert tenant_ids(server) == before
 
 
-@pytest.mark.parametrize("reserved", ["www", "api", "admin", "static"])
+@pytest.mark.parametrize("reserved", ["www", "api", "admin", "static", "settings", "import"])
 def test_reserved_tenant_id_is_400(server, reserved):
     r = server.api("POST", "/tenants", json={"id": reserved, "friendly_name": "Reserved"})
     assert_error(r, 400)
