@@ -1,6 +1,8 @@
 // /api/v2/branding (hosted page look) and /api/v2/user-blocks (brute-force blocks).
 #include "core/mgmt/common.h"
 #include "core/model/schema.h"
+#include "core/oidc/flow.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::mgmt {
 namespace {
@@ -59,12 +61,8 @@ std::vector<store::Record> failures_of(store::Tx& tx, const std::string& user_id
   return tx.list("login_failures", q);
 }
 
-int max_attempts(Ctx& ctx) {
-  if (auto t = ctx.e.tenants().get(ctx.tenant))
-    return (*t)["settings"]
-        .value("brute_force_protection", Json::object())
-        .value("max_attempts", 10);
-  return 10;
+int64_t max_attempts(Ctx& ctx) {
+  return oidc::max_login_attempts(tenancy::effective_settings(ctx.e, ctx.tenant));
 }
 
 std::string user_of_identifier(store::Tx& tx, const std::string& identifier) {
@@ -78,7 +76,7 @@ std::string user_of_identifier(store::Tx& tx, const std::string& identifier) {
 
 http::Response blocks_response(Ctx& ctx, const std::string& user_id,
                                const std::string& identifier) {
-  const int limit = max_attempts(ctx);
+  const int64_t limit = max_attempts(ctx);
   Json blocked = Json::array();
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     for (const auto& f : failures_of(tx, user_id))

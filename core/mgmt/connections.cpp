@@ -5,6 +5,7 @@
 #include "core/mgmt/common.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/tenancy/fallback.h"
 
 namespace ks::mgmt {
 namespace {
@@ -47,7 +48,8 @@ bool is_secret(const std::string& key) {
 void seal_secrets(Ctx& ctx, const std::string& id, Json& options, Json& record) {
   Json secrets = Json::object();
   if (record.contains("_secrets")) {
-    if (auto open = ctx.e.open(record["_secrets"].get<std::string>(), ctx.tenant + "\n" + id))
+    if (auto open = ctx.e.open(record["_secrets"].get<std::string>(),
+                               tenancy::connection_aad(ctx.tenant, id)))
       secrets = Json::parse(*open, nullptr, false);
     if (!secrets.is_object()) secrets = Json::object();
   }
@@ -66,7 +68,7 @@ void seal_secrets(Ctx& ctx, const std::string& id, Json& options, Json& record) 
   for (auto it = secrets.begin(); it != secrets.end(); ++it)
     options[it.key() + "_hint"] =
         secret_hint(it->is_string() ? it->get<std::string>() : it->dump());
-  record["_secrets"] = ctx.e.seal(secrets.dump(), ctx.tenant + "\n" + id);
+  record["_secrets"] = ctx.e.seal(secrets.dump(), tenancy::connection_aad(ctx.tenant, id));
 }
 
 void check_name(const std::string& name) {

@@ -250,6 +250,10 @@ std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_i
   return {out.begin(), out.end()};
 }
 
+int64_t max_login_attempts(const Json& settings) {
+  return tenancy::integer_setting(settings, "brute_force_protection.max_attempts").value_or(10);
+}
+
 std::optional<std::string> password_policy_error(const Json& connection, const Json& settings,
                                                  std::string_view pw) {
   const Json options = connection.value("options", Json::object());

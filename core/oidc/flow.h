@@ -69,6 +69,10 @@ std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_i
 std::optional<std::string> password_policy_error(const Json& connection, const Json& settings,
                                                  std::string_view pw);
 
+// Failed logins after which an account is blocked for an IP (brute-force protection), from the
+// tenant's effective settings (brute_force_protection.max_attempts, default 10).
+int64_t max_login_attempts(const Json& settings);
+
 // ---- sessions --------------------------------------------------------------------------------
 
 inline constexpr std::string_view kSessionCookie = "ks_session";

@@ -11,8 +11,6 @@
 namespace ks::oidc {
 namespace {
 
-constexpr int kDefaultMaxAttempts = 10;
-
 std::string form_html(const LoginTx& tx, std::string_view action, std::string_view title,
                       std::string_view button, std::string_view error, std::string_view email,
                       std::string_view alt_html) {
@@ -146,9 +144,7 @@ http::Response login_post(Ctx& ctx) {
     }
   });
   const Json settings = tenancy::effective_settings(ctx.e, ctx.tenant);
-  const int64_t max_attempts =
-      tenancy::integer_setting(settings, "brute_force_protection.max_attempts")
-          .value_or(kDefaultMaxAttempts);
+  const int64_t max_attempts = max_login_attempts(settings);
   if (user && block && block->value("count", 0) >= max_attempts) {
     Json f = log_base;
     f["user_id"] = user->id;
