@@ -4,6 +4,7 @@
 #include "core/mgmt/common.h"
 #include "core/model/ids.h"
 #include "core/model/schema.h"
+#include "core/model/user.h"
 #include "core/oidc/email_flows.h"
 #include "core/oidc/flow.h"
 #include "core/tenancy/fallback.h"
@@ -74,10 +75,6 @@ void check_password(Ctx& ctx, const std::string& connection, const std::string& 
     throw http::HttpError{400, "PasswordStrengthError: " + *err, "password_strength_error"};
 }
 
-std::string user_key(std::string_view connection, std::string_view email) {
-  return std::string(connection) + "\n" + std::string(email);
-}
-
 // Auth0 merges metadata at the top level; a null value removes the key.
 void merge_metadata(Json& target, const Json& patch) {
   if (!target.is_object()) target = Json::object();
@@ -122,31 +119,15 @@ http::Response create_user(Ctx& ctx) {
       if (hash.empty())
         model::invalid_body("Payload validation error: 'Missing required property: password'.");
     }
-    user = {{"user_id", user_id},
-            {"email_verified", body.value("email_verified", false)},
-            {"blocked", body.value("blocked", false)},
-            {"user_metadata", body.value("user_metadata", Json::object())},
-            {"app_metadata", body.value("app_metadata", Json::object())},
-            {"identities",
-             {{{"connection", connection},
-               {"user_id", user_id.substr(user_id.find('|') + 1)},
-               {"provider", strategy},
-               {"isSocial", false}}}},
-            {"logins_count", 0},
-            {"created_at", now},
-            {"updated_at", now}};
-    if (!email.empty()) {
-      user["email"] = email;
-      user["name"] = body.value("name", email);
-      user["nickname"] = body.value("nickname", email.substr(0, email.find('@')));
-    }
-    for (const char* k : {"username", "name", "nickname", "given_name", "family_name", "picture",
-                          "phone_number", "phone_verified"})
+    user = model::new_user({user_id, connection, strategy, false, email, now});
+    for (const char* k :
+         {"email_verified", "blocked", "user_metadata", "app_metadata", "username", "name",
+          "nickname", "given_name", "family_name", "picture", "phone_number", "phone_verified"})
       if (body.contains(k)) user[k] = body[k];
     if (!hash.empty()) user["_password"] = hash;
     if (tx.get("user", user_id)) throw http::HttpError{409, "The user already exists.", "conflict"};
     try {
-      tx.insert("user", user_id, user, email.empty() ? "" : user_key(connection, email));
+      tx.insert("user", user_id, user, model::user_key(connection, email));
     } catch (const store::Conflict&) {
       throw http::HttpError{409, "The user already exists.", "conflict"};
     }
@@ -226,7 +207,7 @@ http::Response update_user(Ctx& ctx) {
     user["updated_at"] = now_iso(ctx);
     const std::string email = user.value("email", "");
     try {
-      tx.update("user", ctx.param("id"), user, email.empty() ? "" : user_key(connection, email));
+      tx.update("user", ctx.param("id"), user, model::user_key(connection, email));
     } catch (const store::Conflict&) {
       throw http::HttpError{409, "The specified new email already exists", "conflict"};
     }

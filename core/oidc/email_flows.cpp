@@ -6,6 +6,7 @@
 #include "core/crypto/crypto.h"
 #include "core/email/delivery.h"
 #include "core/http/form.h"
+#include "core/model/user.h"
 #include "core/oidc/authorize.h"
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
@@ -57,10 +58,8 @@ std::string connection_of(const Json& user) {
   return std::string(kDatabaseConnection);
 }
 
-// The unique key users are stored under (users.cpp, pages.cpp): "connection\nemail".
 std::string user_key(const Json& user) {
-  const std::string email = user.value("email", "");
-  return email.empty() ? std::string() : connection_of(user) + "\n" + email;
+  return model::user_key(connection_of(user), user.value("email", ""));
 }
 
 std::string lifetime_text(int64_t s) {

@@ -15,6 +15,7 @@
 
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
+#include "core/model/user.h"
 #include "core/net/http_client.h"
 #include "core/oidc/authorize.h"
 #include "core/oidc/flow.h"
@@ -478,24 +479,13 @@ UserOutcome upsert_user(Ctx& ctx, const Json& con, const Json& claims, std::stri
       tx.update("user", user_id, d, email_key(d));
       return;
     }
-    Json d = attrs;
-    const std::string email = attrs.value("email", "");
-    if (!d.contains("nickname"))
-      d["nickname"] = email.empty() ? sub : email.substr(0, email.find('@'));
-    if (!d.contains("name")) d["name"] = email.empty() ? d["nickname"] : Json(email);
-    d["user_id"] = user_id;
-    d["blocked"] = false;
-    d["user_metadata"] = Json::object();
-    d["app_metadata"] = Json::object();
-    d["identities"] = {{{"connection", connection},
-                        {"user_id", sub},
-                        {"provider", strategy},
-                        {"isSocial", strategy != "oidc"}}};  // Auth0: oidc is enterprise
+    // Auth0: oidc is an enterprise connection, the others social.
+    Json d = model::new_user(
+        {user_id, connection, strategy, strategy != "oidc", attrs.value("email", ""), now});
+    for (auto it = attrs.begin(); it != attrs.end(); ++it) d[it.key()] = *it;
     d["logins_count"] = 1;
     d["last_login"] = now;
     d["last_ip"] = ctx.req.remote_addr;
-    d["created_at"] = now;
-    d["updated_at"] = now;
     tx.insert("user", user_id, d, email_key(d));
   });
   return outcome;

@@ -3,6 +3,7 @@
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
 #include "core/model/ids.h"
+#include "core/model/user.h"
 #include "core/oidc/authorize.h"
 #include "core/oidc/email_flows.h"
 #include "core/oidc/flow.h"
@@ -243,26 +244,12 @@ http::Response signup_post(Ctx& ctx) {
       exists = true;
       return;
     }
-    t.insert("user", user_id,
-             {{"user_id", user_id},
-              {"email", email},
-              {"email_verified", false},
-              {"name", email},
-              {"nickname", email.substr(0, at)},
-              {"blocked", false},
-              {"user_metadata", Json::object()},
-              {"app_metadata", Json::object()},
-              {"identities",
-               {{{"connection", std::string(kDatabaseConnection)},
-                 {"user_id", user_id.substr(6)},
-                 {"provider", "auth0"},
-                 {"isSocial", false}}}},
-              {"logins_count", 1},
-              {"last_login", now},
-              {"created_at", now},
-              {"updated_at", now},
-              {"_password", hash}},
-             std::string(kDatabaseConnection) + "\n" + email);
+    Json user =
+        model::new_user({user_id, std::string(kDatabaseConnection), "auth0", false, email, now});
+    user["logins_count"] = 1;
+    user["last_login"] = now;
+    user["_password"] = hash;
+    t.insert("user", user_id, user, model::user_key(kDatabaseConnection, email));
   });
   if (exists) {
     log_event(ctx, "fs",
