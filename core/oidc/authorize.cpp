@@ -137,8 +137,9 @@ std::string save_login_tx(Ctx& ctx, const AuthRequest& ar, std::string& csrf) {
   csrf = ctx.e.rng().token(24);
   const int64_t now = ctx.e.clock().now();
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    tx.insert("login_tx", token_id(id),
-              {{"request", ar.to_json()}, {"csrf", csrf}, {"expires_at", now + kLoginTxLifetime}});
+    insert_expiring(
+        tx, "login_tx", token_id(id),
+        {{"request", ar.to_json()}, {"csrf", csrf}, {"expires_at", now + kLoginTxLifetime}}, now);
   });
   return id;
 }
@@ -196,13 +197,14 @@ http::Response complete_authorization(Ctx& ctx, const AuthRequest& ar, const Jso
   g.auth_time = auth_time;
   const int64_t now = ctx.e.clock().now();
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    tx.insert("auth_code", token_id(code),
-              {{"grant", g.to_json()},
-               {"redirect_uri", ar.redirect_uri},
-               {"code_challenge", ar.code_challenge},
-               {"expires_at", now + kCodeLifetime},
-               {"used", false},
-               {"family", ""}});
+    insert_expiring(tx, "auth_code", token_id(code),
+                    {{"grant", g.to_json()},
+                     {"redirect_uri", ar.redirect_uri},
+                     {"code_challenge", ar.code_challenge},
+                     {"expires_at", now + kCodeLifetime},
+                     {"used", false},
+                     {"family", ""}},
+                    now);
   });
   return with_headers(respond(ctx, ar, client, {{"code", code}}));
 }

@@ -188,14 +188,15 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
     issued.scope = scope;
     issued.audience = audience;
     e.store().write(ctx.tenant, [&](store::Tx& tx) {
-      tx.insert("refresh_token", token_id(rt),
-                {{"family", family},
-                 {"grant", issued.to_json()},
-                 {"client_id", grant.client_id},
-                 {"user_id", grant.user_id},
-                 {"created_at", now},
-                 {"expires_at", now + rt_lifetime},
-                 {"used", false}});
+      insert_expiring(tx, "refresh_token", token_id(rt),
+                      {{"family", family},
+                       {"grant", issued.to_json()},
+                       {"client_id", grant.client_id},
+                       {"user_id", grant.user_id},
+                       {"created_at", now},
+                       {"expires_at", now + rt_lifetime},
+                       {"used", false}},
+                      now);
     });
     body["refresh_token"] = rt;
   }
@@ -248,6 +249,16 @@ std::vector<std::string> user_permissions(store::Tx& tx, std::string_view user_i
       roles.push_back(l.to);
   for (const auto& r : roles) take(tx.links_from("role_permission", r, all));
   return {out.begin(), out.end()};
+}
+
+void insert_expiring(store::Tx& tx, std::string_view kind, std::string_view id, const Json& data,
+                     int64_t now) {
+  constexpr size_t kSweep = 4;  // at most this many removed per insert
+  for (const auto& r : tx.list(kind, store::ListQuery::first(kSweep))) {
+    if (r.data.value("expires_at", int64_t{0}) > now) break;
+    tx.remove(kind, r.id);
+  }
+  tx.insert(kind, id, data);
 }
 
 int64_t max_login_attempts(const Json& settings) {
@@ -334,13 +345,14 @@ std::string start_session(Ctx& ctx, std::string_view user_id, std::string& sessi
   session_id = token_id(value);
   const int64_t now = ctx.e.clock().now();
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
-    tx.insert("session", session_id,
-              {{"user_id", std::string(user_id)},
-               {"auth_time", now},
-               {"created_at", now},
-               {"expires_at", now + kSessionLifetime},
-               {"ip", ctx.req.remote_addr},
-               {"user_agent", std::string(ctx.req.header("user-agent"))}});
+    insert_expiring(tx, "session", session_id,
+                    {{"user_id", std::string(user_id)},
+                     {"auth_time", now},
+                     {"created_at", now},
+                     {"expires_at", now + kSessionLifetime},
+                     {"ip", ctx.req.remote_addr},
+                     {"user_agent", std::string(ctx.req.header("user-agent"))}},
+                    now);
   });
   return cookie_name(ctx) + "=" + value + cookie_attrs(ctx, kSessionLifetime);
 }

@@ -33,6 +33,13 @@ struct Grant {
   static Grant from_json(const Json& j);
 };
 
+// Inserts a short-lived record (data has "expires_at", seconds) after removing up to a few of the
+// oldest records of the same kind that have expired. Lifetimes per kind are (nearly) constant,
+// so insertion order is expiry order: each insert clears more than it adds once records expire,
+// and abandoned login transactions, codes, sessions, refresh tokens and tickets do not pile up.
+void insert_expiring(store::Tx& tx, std::string_view kind, std::string_view id, const Json& data,
+                     int64_t now);
+
 // Stored tokens (codes, refresh tokens, sessions, login transactions) are keyed by
 // base64url(SHA-256(token)), so a copy of the database holds no usable secret.
 std::string token_id(std::string_view token);

@@ -5,6 +5,7 @@
 #include <map>
 #include <regex>
 
+#include "core/engine_impl.h"
 #include "tests/unit/support/engine_fixture.h"
 
 using ks::Json;
@@ -367,4 +368,22 @@ TEST_F(LoginFlow, SuspendAndResume) {
   EXPECT_EQ(call("POST", "/api/v2/tenants/control_plane/suspend", nullptr, admin_).status, 403);
   EXPECT_EQ(call("POST", "/api/v2/tenants/sleepy/resume", nullptr, admin_).status, 200);
   EXPECT_EQ(send("GET", "/t/sleepy/.well-known/openid-configuration").status, 200);
+}
+
+TEST_F(LoginFlow, AbandonedLoginTransactionsAreSweptByLaterOnes) {
+  auto count = [&] {
+    size_t n = 0;
+    impl().store().read("control_plane", [&](ks::store::Tx& tx) { n = tx.count("login_tx"); });
+    return n;
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(send("GET", authorize_url()).status, 302);
+  ASSERT_EQ(count(), 10u);
+  // Not expired yet: a new one sweeps nothing.
+  ASSERT_EQ(send("GET", authorize_url()).status, 302);
+  EXPECT_EQ(count(), 11u);
+  clock_->advance(24 * 3600);  // every one of them has expired
+  ASSERT_EQ(send("GET", authorize_url()).status, 302);
+  EXPECT_EQ(count(), 11u - 4u + 1u);  // four swept per insert
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(send("GET", authorize_url()).status, 302);
+  EXPECT_EQ(count(), 4u);  // only the four live ones remain
 }

@@ -101,6 +101,9 @@ class EngineTest : public ::testing::Test {
     return res;
   }
 
+  // The engine's internals (store, services), for tests that look behind the HTTP surface.
+  ks::EngineImpl& impl() { return engine_->impl(); }
+
   std::string dir_;
   std::shared_ptr<ks::ManualClock> clock_;
   std::unique_ptr<ks::Engine> engine_;

@@ -39,8 +39,6 @@ class SyncTest : public ks::test::EngineTest {
     tok_ = admin();
   }
 
-  ks::EngineImpl& impl() { return engine_->impl(); }
-
   // A Management API call on `tenant` ("" = the control plane) with the platform admin token.
   Response api(const std::string& method, const std::string& tenant, const std::string& path,
                const Json& b = nullptr) {
