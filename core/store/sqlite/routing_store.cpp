@@ -78,7 +78,14 @@ constexpr auto kJoinTimeout = std::chrono::milliseconds(kBusyTimeoutMs);
 constexpr size_t kTenantConnections = 4;
 constexpr size_t kTenantIdleConnections = 1;
 // Re-routing a transaction whose tenant another process moved; more means a move in progress.
-constexpr int kMaxRoutes = 3;
+constexpr int kMaxRoutes = 8;
+
+// Why this thread's last attempt to open a tenant's database failed (for the error when routing
+// gives up).
+std::string& last_open_error() {
+  thread_local std::string error;
+  return error;
+}
 
 // Stores with a transaction open on the current thread. A nested read/write on the same store
 // from inside fn would deadlock (single connection, write lock) or silently miss the outer
@@ -315,12 +322,14 @@ class RoutingStore final : public Store {
   void drop_tenant(std::string_view tenant) override {
     NestGuard nest(this);
     Gate gate(*this, tenant);
+    std::shared_ptr<Database> held = open_handle(tenant);
     {
       Part sp(shared_, true, Deadline::max());
       purge(*sp.conn, tenant);
       Stmt(*sp.conn, "DELETE FROM tenant_isolation WHERE tenant_id = ?1").bind(1, tenant).run();
       switch_to(sp, tenant, Isolation::Shared, nullptr);
     }
+    if (!wait_unused(held)) return;  // still in use: retired, removed by the next create/move
     if (!memory_) retire_and_remove(database_path(tenant));
   }
 
@@ -367,7 +376,10 @@ class RoutingStore final : public Store {
       struct Release {
         Database& db;
         std::unique_ptr<Conn>& c;
-        ~Release() { db.release(std::move(c)); }
+        void now() {
+          if (c) db.release(std::move(c));
+        }
+        ~Release() { now(); }
       } release{*db, dconn};
       Stmt(*dconn, "BEGIN IMMEDIATE").run();
       if (retired(*dconn))
@@ -379,6 +391,11 @@ class RoutingStore final : public Store {
       switch_to(*sp, tenant, Isolation::Shared, nullptr);
       set_meta(*dconn, "retired", "1");
       Stmt(*dconn, "COMMIT").run();
+      release.now();
+      wl.unlock();
+      // Transactions of this process that located the database before the switch find it
+      // retired and re-route; its files go once none of them holds it any more.
+      if (!wait_unused(db)) return;
       if (!memory_) {
         std::error_code ec;
         for (const char* suffix : {"", "-wal", "-shm"})
@@ -386,6 +403,26 @@ class RoutingStore final : public Store {
       }
       return;
     }
+  }
+
+  // The tenant's database if this process has it open (never opens it).
+  std::shared_ptr<Database> open_handle(std::string_view tenant) {
+    std::lock_guard lk(mu_);
+    auto it = isolated_.find(tenant);
+    return it == isolated_.end() ? nullptr : it->second.db;
+  }
+
+  // `db` is no longer routed to (the registry switched away from it). Waits until no transaction
+  // of this process holds it, then closes it (db becomes null). False if it was still in use
+  // after a few seconds: its files must then stay (retired) for a later create or move to remove.
+  static bool wait_unused(std::shared_ptr<Database>& db) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (db && db.use_count() > 1) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    db.reset();
+    return true;
   }
 
   // ---- used by Txn ----
@@ -410,9 +447,11 @@ class RoutingStore final : public Store {
     std::shared_ptr<Database> db;
     try {
       db = std::make_shared<Database>(path, tenant_options(false));
-    } catch (const StoreError&) {
-      if (!fs::exists(path, ec)) return nullptr;  // removed meanwhile
-      throw;
+    } catch (const StoreError& e) {
+      // Removed meanwhile — and perhaps created again by the next move before we looked: the
+      // caller asks the registry and tries again; the error is kept for when it gives up.
+      last_open_error() = e.what();
+      return nullptr;
     }
     std::vector<std::shared_ptr<Database>> closed;  // closed after unlocking
     std::lock_guard lk(mu_);
@@ -640,6 +679,7 @@ Conn* Txn::shared_conn() {
 }
 
 Tx& Txn::route(std::string_view tenant, Deadline deadline) {
+  last_open_error().clear();
   for (int attempt = 0; attempt < kMaxRoutes; ++attempt) {
     std::shared_ptr<Database> db = st_.locate(tenant);
     if (!db) {  // its file is gone: another process moved or dropped it
@@ -675,8 +715,9 @@ Tx& Txn::route(std::string_view tenant, Deadline deadline) {
     if (joined) parts_.pop_back();
     if (db != st_.shared()) st_.relearn(tenant, db, *this, deadline);
   }
-  throw StoreError("store: tenant '" + std::string(tenant) +
-                   "' is being moved by another process; retry");
+  const std::string why = last_open_error();
+  throw StoreError("store: tenant '" + std::string(tenant) + "' could not be reached" +
+                   (why.empty() ? " (it is being moved by another process); retry" : ": " + why));
 }
 
 }  // namespace
