@@ -3,6 +3,9 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,6 +40,14 @@ Commands:
                                  database of its own ({data-dir}/tenants/ID.db). Works on a
                                  running server's data dir: the tenant's writes wait while its
                                  data is copied; tokens and sessions stay valid.
+  tenant export ID [--output FILE]
+                                 Write a tenant as one JSON document (stdout by default). It
+                                 holds password hashes and sealed keys: keep it secret.
+  tenant import FILE [--status active|suspended] [--isolation shared|database]
+                                 Create a tenant from an export ('-' reads stdin), under the
+                                 same id; needs the master key of the exporting deployment.
+                                 No size limit (the HTTP import is capped by
+                                 KEYSTEAD_MAX_BODY_BYTES).
   client create --tenant ID --name NAME [--grant-types A,B] [--app-type TYPE]
                                  Create an application; prints it as JSON, secret included.
   migrate                        Apply database migrations and exit.
@@ -208,6 +219,68 @@ int serve(const ks::Config& config) {
   return kExitOk;
 }
 
+// keystead tenant export ID [--output FILE]: the document as compact JSON, one line.
+int tenant_export(const std::vector<std::string>& argv, ks::Config& config) {
+  Args args = parse_args(argv, 3, {"output"}, config);
+  expect_positionals(args, 1, "tenant export ID [--output FILE]");
+  auto engine = open_engine(config);
+  auto response =
+      engine->manage(engine->config().control_plane_id, "GET",
+                     "/tenants/" + path_segment(args.positional[0]) + "/export", nullptr);
+  engine->shutdown();
+  if (response.status != 200) return report(response);
+  const std::string output = option(args, "output");
+  if (output.empty() || output == "-") {
+    std::fwrite(response.body.data(), 1, response.body.size(), stdout);
+    std::fputc('\n', stdout);
+    return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+  }
+  std::ofstream out(output, std::ios::binary | std::ios::trunc);
+  out << response.body << '\n';
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "keystead: cannot write %s\n", output.c_str());
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+// keystead tenant import FILE [--status S] [--isolation I]: prints the created tenant.
+int tenant_import(const std::vector<std::string>& argv, ks::Config& config) {
+  constexpr char kImportUsage[] =
+      "tenant import FILE [--status active|suspended] [--isolation shared|database]";
+  Args args = parse_args(argv, 3, {"status", "isolation"}, config);
+  expect_positionals(args, 1, kImportUsage);
+  const std::string& file = args.positional[0];
+  std::string text;
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "keystead: cannot read %s\n", file.c_str());
+      return kExitError;
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ks::Json doc = ks::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    std::fprintf(stderr, "keystead: %s is not valid JSON\n", file.c_str());
+    return kExitError;
+  }
+  std::string query;
+  for (const char* name : {"status", "isolation"}) {
+    if (!args.options.count(name)) continue;
+    query +=
+        (query.empty() ? "" : "&") + std::string(name) + "=" + path_segment(option(args, name));
+  }
+  auto engine = open_engine(config);
+  int rc = report(
+      engine->manage(engine->config().control_plane_id, "POST", "/tenants/import", doc, query));
+  engine->shutdown();
+  return rc;
+}
+
 int run(const std::vector<std::string>& argv) {
   if (argv.size() < 2) throw UsageError{"missing command"};
   const std::string& command = argv[1];
@@ -238,8 +311,10 @@ int run(const std::vector<std::string>& argv) {
   }
   if (command == "tenant") {
     if (argv.size() < 3)
-      throw UsageError{"usage: keystead tenant create|list|show|delete|move ..."};
+      throw UsageError{"usage: keystead tenant create|list|show|delete|move|export|import ..."};
     const std::string& verb = argv[2];
+    if (verb == "export") return tenant_export(argv, config);
+    if (verb == "import") return tenant_import(argv, config);
     std::vector<std::string> options;
     if (verb == "create") options = {"name", "isolation"};
     if (verb == "move") options = {"isolation"};

@@ -4,6 +4,7 @@ namespace ks {
 namespace mgmt {
 void register_tenant_routes(Routes& r);
 void register_tenant_move_routes(Routes& r);
+void register_tenant_export_routes(Routes& r);
 void register_user_routes(Routes& r);
 void register_client_routes(Routes& r);
 void register_client_grant_routes(Routes& r);
@@ -20,6 +21,7 @@ void register_email_routes(Routes& r);
 void register_mgmt_routes(Routes& r) {
   mgmt::register_tenant_routes(r);
   mgmt::register_tenant_move_routes(r);
+  mgmt::register_tenant_export_routes(r);
   mgmt::register_user_routes(r);
   mgmt::register_client_routes(r);
   mgmt::register_client_grant_routes(r);

@@ -67,6 +67,18 @@ struct Link {
   Json data;  // null when none was stored
 };
 
+// Everything a Tx holds for its tenant, as walked by Tx::for_each_record / for_each_link
+// (tenant export). Restoring one takes Tx::insert (which takes the unique key) and Tx::link.
+struct RecordEntry {
+  std::string kind;
+  std::string unique_key;  // empty when none
+  Record record;
+};
+struct LinkEntry {
+  std::string rel;
+  Link link;
+};
+
 // A transaction bound to one tenant. Read-only Txs throw StoreError on writes.
 class Tx {
  public:
@@ -101,6 +113,13 @@ class Tx {
                                      const ListQuery& q) = 0;
   virtual size_t count_links_from(std::string_view rel, std::string_view from) = 0;
   virtual size_t count_links_to(std::string_view rel, std::string_view to) = 0;
+
+  // Every record (of every kind), or every link (of every rel), of this Tx's tenant in seq order,
+  // read in one pass: a consistent view within this transaction, for any size of tenant. fn must
+  // not write through this Tx nor start another walk while one runs; an exception from fn ends
+  // the walk and propagates.
+  virtual void for_each_record(const std::function<void(const RecordEntry&)>& fn) = 0;
+  virtual void for_each_link(const std::function<void(const LinkEntry&)>& fn) = 0;
 
   // Another tenant's view inside the same transaction (entity sync fan-out writes every child
   // in one transaction). The returned Tx is valid while this one is. When that tenant lives in

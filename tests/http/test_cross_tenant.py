@@ -309,6 +309,9 @@ ROUTES = [
     Route("POST", "/api/v2/tenants/:id/suspend", home="cp"),
     Route("POST", "/api/v2/tenants/:id/resume", home="cp"),
     Route("POST", "/api/v2/tenants/:id/move", home="cp", body=lambda c: {"isolation": "database"}),
+    Route("GET", "/api/v2/tenants/:id/export", home="cp"),
+    Route("POST", "/api/v2/tenants/import", home="cp",
+          body=lambda c: {"format": "keystead-tenant-export", "version": 1}),
 ]
 
 # What a path parameter names, by the route group (the segment after /api/v2/).

@@ -375,6 +375,38 @@ class SqliteTx final : public Tx {
         "SELECT count(*) FROM links WHERE tenant_id = ?1 AND rel = ?2 AND to_id = ?3", rel, to);
   }
 
+  // One statement over the tenant's rows (the primary key's tenant_id prefix), sorted once by
+  // SQLite: a single pass whatever the tenant's size, where paging by seq across kinds would
+  // rescan the tenant for every page (no index leads with (tenant_id, seq)).
+  void for_each_record(const std::function<void(const RecordEntry&)>& fn) override {
+    Stmt s(c_, "SELECT kind, id, ukey, seq, data FROM records WHERE tenant_id = ?1 ORDER BY seq");
+    s.bind(1, tenant_);
+    RecordEntry e;
+    while (s.step()) {
+      e.kind.assign(s.col_text(0));
+      e.record.id.assign(s.col_text(1));
+      e.unique_key.assign(s.col_text(2));  // NULL reads as empty
+      e.record.seq = s.col_int(3);
+      e.record.data = parse_json(s.col_text(4));
+      fn(e);
+    }
+  }
+
+  void for_each_link(const std::function<void(const LinkEntry&)>& fn) override {
+    Stmt s(c_,
+           "SELECT rel, from_id, to_id, seq, data FROM links WHERE tenant_id = ?1 ORDER BY seq");
+    s.bind(1, tenant_);
+    LinkEntry e;
+    while (s.step()) {
+      e.rel.assign(s.col_text(0));
+      e.link.from.assign(s.col_text(1));
+      e.link.to.assign(s.col_text(2));
+      e.link.seq = s.col_int(3);
+      e.link.data = s.col_null(4) ? Json(nullptr) : parse_json(s.col_text(4));
+      fn(e);
+    }
+  }
+
   Tx& scope(std::string_view tenant) override {
     if (tenant == tenant_) return *this;
     return scopes_.scope(tenant);

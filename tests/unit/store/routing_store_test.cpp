@@ -336,6 +336,32 @@ TEST_P(PlacementTest, MoveBothWaysKeepsEverything) {
   EXPECT_EQ(store_->isolation("nobody"), Isolation::Shared);
 }
 
+TEST_P(PlacementTest, WalkSeesTheTenantWhereverItLives) {
+  fill(*store_, "acme");
+  fill(*store_, "globex");
+  auto walk = [&] {
+    std::vector<std::tuple<std::string, std::string, std::string, int64_t, std::string>> out;
+    // Through the control plane's read transaction, as the export does.
+    store_->read("cp", [&](Tx& cp) {
+      Tx& tx = cp.scope("acme");
+      tx.for_each_record([&](const RecordEntry& e) {
+        out.emplace_back(e.kind, e.record.id, e.unique_key, e.record.seq, e.record.data.dump());
+      });
+      tx.for_each_link([&](const LinkEntry& e) {
+        out.emplace_back(e.rel, e.link.from, e.link.to, e.link.seq, e.link.data.dump());
+      });
+    });
+    return out;
+  };
+  const auto before = walk();
+  ASSERT_EQ(before.size(), 19u + 1 + 3 + 3);  // users (one removed), client, roles, links
+  EXPECT_EQ(std::get<2>(before.front()), "u0@example.com");
+  const Isolation there =
+      GetParam().isolation == Isolation::Shared ? Isolation::Database : Isolation::Shared;
+  store_->move_tenant("acme", there);
+  EXPECT_EQ(walk(), before);  // seq values move with the data
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sequence numbers when a tenant comes back into the shared database
 

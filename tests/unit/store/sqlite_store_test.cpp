@@ -504,6 +504,112 @@ TEST_F(StoreTest, SeqStrictlyIncreasesAcrossKindsAndLinks) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Walking a whole tenant (export) and restoring it (import)
+
+std::vector<RecordEntry> walk_records(Tx& tx) {
+  std::vector<RecordEntry> out;
+  tx.for_each_record([&](const RecordEntry& e) { out.push_back(e); });
+  return out;
+}
+
+std::vector<LinkEntry> walk_links(Tx& tx) {
+  std::vector<LinkEntry> out;
+  tx.for_each_link([&](const LinkEntry& e) { out.push_back(e); });
+  return out;
+}
+
+TEST_F(StoreTest, WalksEveryRecordAndLinkOfTheTenantInSeqOrder) {
+  store_->write("acme", [](Tx& tx) {
+    tx.insert("user", "u1", {{"email", "a@x.io"}}, "a@x.io");
+    tx.link("org_member", "o1", "u1", {{"since", 1}});
+    tx.insert("client", "c1", {{"name", "app"}});
+    tx.insert("user", "u2", {{"email", "b@x.io"}}, "b@x.io");
+    tx.link("role_user", "r1", "u2");
+    tx.insert("signing_key", "k1", {{"kid", "k1"}}, "current");
+    tx.update("user", "u1", {{"email", "a2@x.io"}}, "a2@x.io");  // keeps its place
+    tx.remove("client", "c1");
+  });
+  store_->write("globex", [](Tx& tx) {
+    tx.insert("user", "u1", {{"email", "g@x.io"}}, "g@x.io");
+    tx.link("org_member", "o1", "u1");
+  });
+  store_->read("acme", [](Tx& tx) {
+    const auto rs = walk_records(tx);
+    ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[0].kind, "user");
+    EXPECT_EQ(rs[0].record.id, "u1");
+    EXPECT_EQ(rs[0].unique_key, "a2@x.io");
+    EXPECT_EQ(rs[0].record.data["email"], "a2@x.io");
+    EXPECT_EQ(rs[0].record.seq, tx.get("user", "u1")->seq);
+    EXPECT_EQ(rs[1].record.id, "u2");
+    EXPECT_EQ(rs[2].kind, "signing_key");
+    EXPECT_EQ(rs[2].unique_key, "current");
+    for (size_t i = 1; i < rs.size(); ++i) EXPECT_GT(rs[i].record.seq, rs[i - 1].record.seq);
+
+    const auto ls = walk_links(tx);
+    ASSERT_EQ(ls.size(), 2u);
+    EXPECT_EQ(ls[0].rel, "org_member");
+    EXPECT_EQ(ls[0].link.from, "o1");
+    EXPECT_EQ(ls[0].link.to, "u1");
+    EXPECT_EQ(ls[0].link.data, Json({{"since", 1}}));
+    EXPECT_EQ(ls[1].rel, "role_user");
+    EXPECT_TRUE(ls[1].link.data.is_null());
+    EXPECT_LT(ls[0].link.seq, ls[1].link.seq);
+  });
+  store_->read("nobody", [](Tx& tx) {
+    EXPECT_TRUE(walk_records(tx).empty());
+    EXPECT_TRUE(walk_links(tx).empty());
+  });
+}
+
+TEST_F(StoreTest, WalkedTenantRestoresThroughInsertAndLink) {
+  store_->write("acme", [](Tx& tx) {
+    tx.insert("user", "u1", {{"email", "a@x.io"}}, "a@x.io");
+    tx.insert("user", "u2", {{"n", 2}});
+    tx.insert("role", "r1", {{"name", "admin"}}, "admin");
+    tx.link("user_role", "u1", "r1", {{"x", "y"}});
+    tx.link("user_role", "u2", "r1");
+  });
+  // Copy acme into "copy" inside one transaction, reading while writing another tenant.
+  store_->write("acme", [](Tx& tx) {
+    Tx& copy = tx.scope("copy");
+    for (const auto& e : walk_records(tx))
+      copy.insert(e.kind, e.record.id, e.record.data, e.unique_key);
+    for (const auto& e : walk_links(tx)) copy.link(e.rel, e.link.from, e.link.to, e.link.data);
+  });
+  store_->read("copy", [](Tx& tx) {
+    EXPECT_EQ(tx.find("user", "a@x.io")->id, "u1");
+    EXPECT_EQ(tx.find("role", "admin")->id, "r1");
+    EXPECT_EQ(tx.get("user", "u2")->data["n"], 2);
+    EXPECT_EQ(ids(tx.list("user", q_all())), (std::vector<std::string>{"u1", "u2"}));
+    EXPECT_EQ(tx.links_from("user_role", "u1", q_all())[0].data["x"], "y");
+    EXPECT_TRUE(tx.linked("user_role", "u2", "r1"));
+    EXPECT_EQ(walk_records(tx).size(), 3u);
+    EXPECT_EQ(walk_links(tx).size(), 2u);
+  });
+}
+
+TEST_F(StoreTest, ExceptionFromAWalkEndsItAndLeavesTheTxUsable) {
+  store_->write("acme", [](Tx& tx) {
+    for (int i = 0; i < 5; ++i) tx.insert("user", "u" + std::to_string(i), Json::object());
+    tx.link("r", "a", "b");
+  });
+  store_->read("acme", [](Tx& tx) {
+    int seen = 0;
+    EXPECT_THROW(tx.for_each_record([&](const RecordEntry&) {
+      if (++seen == 2) throw std::runtime_error("stop");
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(seen, 2);
+    EXPECT_THROW(tx.for_each_link([](const LinkEntry&) { throw std::runtime_error("stop"); }),
+                 std::runtime_error);
+    // The statements were reset: the walks start over from the first row.
+    EXPECT_EQ(walk_records(tx).size(), 5u);
+    EXPECT_EQ(walk_links(tx).size(), 1u);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Tenancy
 
 TEST_F(StoreTest, TenantIsolation) {
