@@ -18,6 +18,11 @@ using ks::http::Request;
 using ks::http::Response;
 using ks::test::EngineTest;
 
+using ks::test::header;
+using ks::test::input_value;
+using ks::test::query_of;
+using ks::test::query_param;
+
 namespace {
 
 constexpr const char* kOldPassword = "correct horse battery";
@@ -49,20 +54,6 @@ class RecordingMailer final : public ks::email::Mailer {
   std::mutex mu_;
   std::vector<Sent> sent_;
 };
-
-std::string header(const Response& r, std::string_view name) { return std::string(r.header(name)); }
-
-std::string query_param(const std::string& url, const std::string& name) {
-  auto q = url.find_first_of("?#");
-  if (q == std::string::npos) return {};
-  return ks::http::Params::parse(url.substr(q + 1)).get_or(name, "");
-}
-
-std::string input_value(const std::string& html, const std::string& name) {
-  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
-  std::smatch m;
-  return std::regex_search(html, m, re) ? std::string(m[1]) : std::string();
-}
 
 // The first link of a message body that carries a ticket.
 std::string ticket_link(const std::string& text) {

@@ -23,28 +23,17 @@ using ks::http::Request;
 using ks::http::Response;
 using ks::net::HttpResult;
 
+using ks::test::header;
+using ks::test::input_value;
+using ks::test::query_of;
+using ks::test::query_param;
+
 namespace {
 
 constexpr const char* kAppCallback = "https://app.test/cb";
 constexpr const char* kFedCallback = "http://id.test/login/callback";
 constexpr const char* kUpIssuer = "http://up.test/t/idp/";
 constexpr const char* kUpPassword = "upstream pass phrase";
-
-std::string header(const Response& r, std::string_view name) { return std::string(r.header(name)); }
-
-ks::http::Params query_of(const std::string& url) {
-  auto q = url.find_first_of("?#");
-  return q == std::string::npos ? ks::http::Params() : ks::http::Params::parse(url.substr(q + 1));
-}
-std::string query_param(const std::string& url, const std::string& name) {
-  return query_of(url).get_or(name, "");
-}
-
-std::string input_value(const std::string& html, const std::string& name) {
-  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
-  std::smatch m;
-  return std::regex_search(html, m, re) ? std::string(m[1]) : std::string();
-}
 
 // "http://host/path?q" → {host, "/path?q"}
 std::pair<std::string, std::string> split_url(const std::string& url) {

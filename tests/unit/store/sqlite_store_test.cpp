@@ -16,31 +16,13 @@
 #include <vector>
 
 #include "core/store/store.h"
+#include "tests/unit/support/temp_dir.h"
 
 namespace ks::store {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A temporary directory removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ks_store_test.XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using ks::test::TempDir;
 
 // Runs a single-value query on a raw connection (for checking the schema from outside).
 int64_t raw_int(const std::string& path, const char* sql) {

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <regex>
 #include <string>
+#include <string_view>
 
 #include "core/crypto/crypto.h"
 #include "core/engine.h"
@@ -16,6 +18,25 @@ namespace ks::test {
 
 using http::Request;
 using http::Response;
+
+// Reading responses and hosted pages.
+inline std::string header(const Response& r, std::string_view name) {
+  return std::string(r.header(name));
+}
+// The query (or fragment) parameters of a URL.
+inline http::Params query_of(const std::string& url) {
+  auto q = url.find_first_of("?#");
+  return q == std::string::npos ? http::Params() : http::Params::parse(url.substr(q + 1));
+}
+inline std::string query_param(const std::string& url, const std::string& name) {
+  return query_of(url).get_or(name, "");
+}
+// The value of the input `name` of an HTML form.
+inline std::string input_value(const std::string& html, const std::string& name) {
+  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
+  std::smatch m;
+  return std::regex_search(html, m, re) ? std::string(m[1]) : std::string();
+}
 
 inline constexpr const char* kBootId = "boot-client";
 inline constexpr const char* kBootSecret = "boot-secret-0123456789abcdef";

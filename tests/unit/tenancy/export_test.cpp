@@ -16,6 +16,11 @@
 #include "core/http/form.h"
 #include "tests/unit/support/engine_fixture.h"
 
+using ks::test::header;
+using ks::test::input_value;
+using ks::test::query_of;
+using ks::test::query_param;
+
 namespace {
 
 using ks::Json;
@@ -23,18 +28,6 @@ using ks::http::Response;
 
 constexpr const char* kCallback = "https://acme.test/cb";
 constexpr const char* kPassword = "a long enough password 1";
-
-std::string query_param(const std::string& url, const std::string& name) {
-  auto q = url.find_first_of("?#");
-  if (q == std::string::npos) return {};
-  return ks::http::Params::parse(url.substr(q + 1)).get_or(name, "");
-}
-
-std::string input_value(const std::string& html, const std::string& name) {
-  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
-  std::smatch m;
-  return std::regex_search(html, m, re) ? std::string(m[1]) : std::string();
-}
 
 std::string verifier() { return std::string(43, 'v'); }
 

@@ -16,6 +16,11 @@ using ks::Json;
 using ks::http::Response;
 namespace tenancy = ks::tenancy;
 
+using ks::test::header;
+using ks::test::input_value;
+using ks::test::query_of;
+using ks::test::query_param;
+
 namespace {
 
 // ---- pure merge rules -------------------------------------------------------------------------
@@ -248,21 +253,6 @@ constexpr const char* kPlatformClient = "platform-app";
 constexpr const char* kChildCallback = "https://acme.test/cb";
 constexpr const char* kPortalCallback = "https://portal.test/cb";
 constexpr const char* kChildFedCallback = "http://id.test/t/acme/login/callback";
-
-std::string header(const Response& r, std::string_view name) { return std::string(r.header(name)); }
-
-ks::http::Params query_of(const std::string& url) {
-  auto q = url.find_first_of("?#");
-  return q == std::string::npos ? ks::http::Params() : ks::http::Params::parse(url.substr(q + 1));
-}
-std::string query_param(const std::string& url, const std::string& name) {
-  return query_of(url).get_or(name, "");
-}
-std::string input_value(const std::string& html, const std::string& name) {
-  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
-  std::smatch m;
-  return std::regex_search(html, m, re) ? std::string(m[1]) : std::string();
-}
 
 // Canned upstream answers by "METHOD url" (query ignored); records every request.
 class CannedHttp final : public ks::net::HttpClient {
