@@ -29,15 +29,11 @@ bool KeyRing::published(const Json& rec, int64_t now) {
 std::shared_ptr<const crypto::SigningKey> KeyRing::load(std::string_view tenant, const Json& rec) {
   const std::string kid = rec.at("kid").get<std::string>();
   const std::string key = cache_key(tenant, kid);
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
-  }
+  if (auto hit = cache_.get(key)) return *hit;
   auto pem = e_.open(rec.at("_pem").get<std::string>(), key);
   if (!pem) throw std::runtime_error("signing key " + kid + " cannot be decrypted");
   std::shared_ptr<const crypto::SigningKey> parsed = crypto::SigningKey::from_pem(*pem);
-  std::lock_guard lock(mu_);
-  return cache_.emplace(key, std::move(parsed)).first->second;
+  return cache_.put(key, std::move(parsed));
 }
 
 Json KeyRing::new_key_record(std::string_view tenant, std::string_view status) {
@@ -204,15 +200,9 @@ std::optional<Json> KeyRing::revoke(std::string_view tenant, std::string_view ki
 }
 
 void KeyRing::forget(std::string_view tenant) {
-  std::lock_guard lock(mu_);
   std::string prefix(tenant);
   prefix.push_back('\n');
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (it->first.starts_with(prefix))
-      it = cache_.erase(it);
-    else
-      ++it;
-  }
+  cache_.erase_if([&](const std::string& k) { return k.starts_with(prefix); });
 }
 
 }  // namespace ks::oidc

@@ -1,17 +1,17 @@
 #pragma once
 // Per-tenant signing keys. Keys are generated lazily (the first token or JWKS request of a
 // tenant), so provisioning a tenant costs no key generation. Private keys are stored sealed
-// under the master key; parsed keys are cached by (tenant, kid) — a kid's material never changes.
+// under the master key; parsed keys are cached by (tenant, kid) — a kid's material never changes —
+// in a bounded LRU, so memory stays flat with many tenants (a key not cached is parsed again).
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/crypto/crypto.h"
 #include "core/json.h"
+#include "core/lru.h"
 
 namespace ks {
 class EngineImpl;
@@ -26,7 +26,13 @@ struct ActiveKey {
 
 class KeyRing {
  public:
-  explicit KeyRing(EngineImpl& e) : e_(e) {}
+  // Parsed keys kept: the current and next key of this many busy tenants (about 2 KiB each for
+  // RSA-2048).
+  static constexpr size_t kCachedKeys = 8192;
+
+  explicit KeyRing(EngineImpl& e, size_t cached_keys = kCachedKeys) : e_(e), cache_(cached_keys) {}
+
+  size_t cached_keys() const { return cache_.size(); }
 
   // The tenant's current signing key, generated on first use.
   ActiveKey signing_key(std::string_view tenant);
@@ -54,8 +60,7 @@ class KeyRing {
   static bool published(const Json& record, int64_t now);
 
   EngineImpl& e_;
-  std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const crypto::SigningKey>> cache_;
+  LruCache<std::shared_ptr<const crypto::SigningKey>> cache_;
 };
 
 inline constexpr std::string_view kSigningKeyKind = "signing_key";
