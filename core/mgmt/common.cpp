@@ -295,6 +295,13 @@ std::vector<std::string> permission_keys(store::Tx& tx, const Json& body) {
   if (!body.is_object() || !body.contains("permissions") || !body["permissions"].is_array() ||
       body["permissions"].empty())
     model::invalid_body("Payload validation error: 'Missing required property: permissions'.");
+  // One request changes at most this many (on the control plane, each is written to every
+  // child tenant in the same transaction).
+  constexpr size_t kMaxPermissions = 1000;
+  if (body["permissions"].size() > kMaxPermissions)
+    model::invalid_body("Payload validation error: 'Array is too long (" +
+                        std::to_string(body["permissions"].size()) + "), maximum " +
+                        std::to_string(kMaxPermissions) + "' on property permissions.");
   std::vector<std::string> keys;
   for (const auto& p : body["permissions"]) {
     if (!p.is_object() || !p.contains("resource_server_identifier") ||

@@ -192,6 +192,21 @@ TEST_F(SyncTest, TheManagementApiIsNeverSynced) {
 
 // --- roles and permissions -----------------------------------------------------------------------
 
+TEST_F(SyncTest, OversizePermissionChangeIsRefusedAndChangesNothing) {
+  make_tenant("a");
+  const std::string api_id = "https://api.big.test";
+  create_rs(api_id);
+  const std::string rid = create_role("big")["id"];
+  Json many = Json::array();
+  for (int i = 0; i < 1001; ++i)
+    many.push_back({{"resource_server_identifier", api_id}, {"permission_name", "read:things"}});
+  auto r = api("POST", "", "/roles/" + rid + "/permissions", {{"permissions", many}});
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(body(r)["message"].get<std::string>().find("maximum 1000"), std::string::npos);
+  EXPECT_TRUE(links_from("control_plane", "role_permission", rid).empty());
+  EXPECT_TRUE(links_from("a", "role_permission", rid).empty());
+}
+
 TEST_F(SyncTest, RolesAndTheirPermissionsReachEveryChild) {
   make_tenant("a");
   make_tenant("b");
