@@ -156,29 +156,21 @@ void set_meta(Conn& c, std::string_view key, std::string_view value) {
 // raises the destination's seq counter above the largest value copied.
 void copy_tenant(Conn& from, Conn& to, std::string_view tenant) {
   int64_t max_seq = 0;
-  {
-    Stmt sel(from,
-             "SELECT kind, id, ukey, seq, data FROM records WHERE tenant_id = ?1 ORDER BY seq");
+  // Both tables have the tenant id, three key columns, seq and data.
+  struct Table {
+    const char* name;
+    const char* columns;
+  };
+  for (const Table& t : {Table{"records", "kind, id, ukey, seq, data"},
+                         Table{"links", "rel, from_id, to_id, seq, data"}}) {
+    const std::string name = t.name, cols = t.columns;
+    const std::string insert =
+        "INSERT INTO " + name + " (tenant_id, " + cols + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    Stmt sel(from, "SELECT " + cols + " FROM " + name + " WHERE tenant_id = ?1 ORDER BY seq");
     sel.bind(1, tenant);
     while (sel.step()) {
       max_seq = std::max(max_seq, sel.col_int(3));
-      Stmt ins(to,
-               "INSERT INTO records (tenant_id, kind, id, ukey, seq, data) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-      ins.bind(1, tenant);
-      for (int i = 0; i < 5; ++i) ins.bind_column(i + 2, sel, i);
-      ins.run();
-    }
-  }
-  {
-    Stmt sel(from,
-             "SELECT rel, from_id, to_id, seq, data FROM links WHERE tenant_id = ?1 ORDER BY seq");
-    sel.bind(1, tenant);
-    while (sel.step()) {
-      max_seq = std::max(max_seq, sel.col_int(3));
-      Stmt ins(to,
-               "INSERT INTO links (tenant_id, rel, from_id, to_id, seq, data) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      Stmt ins(to, insert);
       ins.bind(1, tenant);
       for (int i = 0; i < 5; ++i) ins.bind_column(i + 2, sel, i);
       ins.run();

@@ -76,21 +76,10 @@ class EmailFlows : public EngineTest {
 
   // A fresh engine (new in-memory store) with the recording mailer.
   void reopen(const std::string& mode) {
-    engine_.reset();
-    ks::Config cfg;
-    cfg.data_dir = dir_;
-    cfg.public_url = "http://id.test";
-    cfg.master_key = std::string(64, 'a');
-    cfg.bootstrap_client_id = ks::test::kBootId;
-    cfg.bootstrap_client_secret = ks::test::kBootSecret;
-    cfg.mode = mode;
-    ks::Engine::Deps deps;
-    deps.store = ks::store::open_sqlite(":memory:");
-    deps.clock = clock_;
-    deps.random = ks::crypto::seeded_random(42);
-    deps.mailer = mailer_;
-    engine_ = ks::Engine::open(cfg, std::move(deps));
-    cookies_.clear();
+    open_engine([&](ks::Config& cfg, ks::Engine::Deps& deps) {
+      cfg.mode = mode;
+      deps.mailer = mailer_;
+    });
     admin_ = admin();
     client_id_ = make_client("");
     user_id_ = make_user("", "alice@example.com");

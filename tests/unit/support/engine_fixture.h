@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <regex>
@@ -46,17 +47,26 @@ class EngineTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/ks-engine-XXXXXX";
     dir_ = mkdtemp(tmpl);
+    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
+    open_engine();
+  }
+
+  // (Re)opens the engine on a fresh in-memory store: the standard test configuration, then
+  // `adjust` for what one suite needs on top (a setting, a mailer, an HTTP client).
+  void open_engine(const std::function<void(ks::Config&, ks::Engine::Deps&)>& adjust = {}) {
+    engine_.reset();
+    cookies_.clear();
     ks::Config cfg;
     cfg.data_dir = dir_;
     cfg.public_url = "http://id.test";
     cfg.master_key = std::string(64, 'a');
     cfg.bootstrap_client_id = kBootId;
     cfg.bootstrap_client_secret = kBootSecret;
-    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
     ks::Engine::Deps deps;
     deps.store = ks::store::open_sqlite(":memory:");
     deps.clock = clock_;
     deps.random = ks::crypto::seeded_random(42);
+    if (adjust) adjust(cfg, deps);
     engine_ = ks::Engine::open(cfg, std::move(deps));
   }
   void TearDown() override {

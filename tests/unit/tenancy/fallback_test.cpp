@@ -277,23 +277,12 @@ ks::net::HttpResult json_result(const Json& j) {
 class Fallback : public ks::test::EngineTest {
  public:
   void SetUp() override {
-    char tmpl[] = "/tmp/ks-fallback-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    ks::Config cfg;
-    cfg.data_dir = dir_;
-    cfg.public_url = "http://id.test";
-    cfg.master_key = std::string(64, 'a');
-    cfg.bootstrap_client_id = ks::test::kBootId;
-    cfg.bootstrap_client_secret = ks::test::kBootSecret;
-    cfg.control_plane_client_id = kPlatformClient;
-    clock_ = std::make_shared<ks::ManualClock>(1'800'000'000);
+    EngineTest::SetUp();
     http_ = std::make_shared<CannedHttp>();
-    ks::Engine::Deps deps;
-    deps.store = ks::store::open_sqlite(":memory:");
-    deps.clock = clock_;
-    deps.random = ks::crypto::seeded_random(42);
-    deps.http_client = http_;
-    engine_ = ks::Engine::open(cfg, std::move(deps));
+    open_engine([&](ks::Config& cfg, ks::Engine::Deps& deps) {
+      cfg.control_plane_client_id = kPlatformClient;
+      deps.http_client = http_;
+    });
 
     ASSERT_EQ(manage("control_plane", "POST", "/clients",
                      {{"client_id", kPlatformClient},
