@@ -142,16 +142,17 @@ http::Response EngineImpl::handle(const http::Request& req) {
           std::move(res.local_path),
           {},
           http::Params::parse(req.query),
-          {}};
+          {},
+          nullptr};
   return dispatch(ctx);
 }
 
 http::Response EngineImpl::dispatch(Ctx& ctx) {
   try {
-    auto tenant = tenants_->get(ctx.tenant);
-    if (!tenant)
+    ctx.state = tenants_->state(ctx.tenant);
+    if (!ctx.state)
       return http::Response::error(404, "Tenant not found: " + ctx.tenant, "inexistent_tenant");
-    const std::string status = tenant->value("status", "active");
+    const std::string status = ctx.state->status();
     if (status == "suspended")
       return http::Response::error(403, "Tenant is suspended", "tenant_suspended");
     if (status != "active")
@@ -208,7 +209,8 @@ http::Response EngineImpl::manage(std::string_view tenant, std::string_view meth
           req.path,
           {},
           http::Params::parse(req.query),
-          {}};
+          {},
+          nullptr};
   ctx.caller.system = true;
   return dispatch(ctx);
 }

@@ -50,6 +50,8 @@ struct Ctx {
   http::PathParams params;
   http::Params query;
   Caller caller;
+  // The tenant's state, read once by dispatch before any handler runs.
+  std::shared_ptr<const tenancy::TenantState> state;
 
   const std::string& param(std::string_view name) const;
   // Parses the JSON body; 400 invalid_body on malformed JSON or invalid UTF-8.

@@ -61,9 +61,7 @@ std::vector<store::Record> failures_of(store::Tx& tx, const std::string& user_id
   return tx.list("login_failures", q);
 }
 
-int64_t max_attempts(Ctx& ctx) {
-  return oidc::max_login_attempts(tenancy::effective_settings(ctx.e, ctx.tenant));
-}
+int64_t max_attempts(Ctx& ctx) { return oidc::max_login_attempts(ctx.state->settings); }
 
 std::string user_of_identifier(store::Tx& tx, const std::string& identifier) {
   store::ListQuery q;

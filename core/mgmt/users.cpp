@@ -67,11 +67,10 @@ std::string checked_email(const Json& v) {
 void check_password(Ctx& ctx, const std::string& connection, const std::string& pw) {
   std::optional<Json> con;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    con = tenancy::effective_connection(ctx.e, tx, connection);
+    con = tenancy::effective_connection(*ctx.state, tx, connection);
   });
   if (!con) return;
-  if (auto err =
-          oidc::password_policy_error(*con, tenancy::effective_settings(ctx.e, ctx.tenant), pw))
+  if (auto err = oidc::password_policy_error(*con, ctx.state->settings, pw))
     throw http::HttpError{400, "PasswordStrengthError: " + *err, "password_strength_error"};
 }
 

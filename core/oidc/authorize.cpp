@@ -221,7 +221,7 @@ http::Response authorize(Ctx& ctx) {
   // The client as flows see it: a child's URL lists include the control plane's fallback client's.
   std::optional<Json> client;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    client = tenancy::effective_client(ctx.e, tx, ar.client_id);
+    client = tenancy::effective_client(*ctx.state, tx, ar.client_id);
   });
   if (!client) return error_page(ctx, 400, "invalid_request", "Unknown client: " + ar.client_id);
   // Never redirect to an unregistered URI: an error page instead (no open redirects).
@@ -303,7 +303,7 @@ http::Response authorize(Ctx& ctx) {
   if (!ar.connection.empty() && ar.connection != kDatabaseConnection) {
     std::optional<Json> con;
     ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-      con = tenancy::effective_connection(ctx.e, tx, ar.connection);
+      con = tenancy::effective_connection(*ctx.state, tx, ar.connection);
     });
     if (!con)
       return respond_error(ctx, ar, *client, "invalid_request", "the connection was not found");

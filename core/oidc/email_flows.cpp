@@ -19,10 +19,7 @@ constexpr size_t kMaxTokenLength = 128;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-std::string tenant_name(Ctx& ctx) {
-  if (auto t = ctx.e.tenants().get(ctx.tenant)) return t->value("friendly_name", ctx.tenant);
-  return ctx.tenant;
-}
+std::string tenant_name(Ctx& ctx) { return ctx.state->friendly_name(); }
 
 // The host of the issuer URL, without port: "no-reply@<host>" is the last-resort sender.
 std::string issuer_host(const std::string& issuer) {
@@ -236,7 +233,7 @@ http::Response render_forgot(Ctx& ctx, const LoginTx& tx, int status, std::strin
 std::optional<Json> database_connection(Ctx& ctx, const Json& client) {
   std::optional<Json> con;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    con = tenancy::effective_connection(ctx.e, tx, kDatabaseConnection);
+    con = tenancy::effective_connection(*ctx.state, tx, kDatabaseConnection);
   });
   if (!con) return std::nullopt;
   const Json enabled = con->value("enabled_clients", Json::array());
@@ -358,10 +355,10 @@ http::Response confirm_post(Ctx& ctx) {
   Json connection = Json::object();
   const std::string con_name = connection_of(t.user);
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto c = tenancy::effective_connection(ctx.e, tx, con_name)) connection = std::move(*c);
+    if (auto c = tenancy::effective_connection(*ctx.state, tx, con_name))
+      connection = std::move(*c);
   });
-  if (auto problem = password_policy_error(
-          connection, tenancy::effective_settings(ctx.e, ctx.tenant), password))
+  if (auto problem = password_policy_error(connection, ctx.state->settings, password))
     return render_new_password(ctx, token, t, 400, *problem);
 
   const std::string hash = crypto::password_hash(password, ctx.e.rng());

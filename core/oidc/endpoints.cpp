@@ -53,15 +53,16 @@ bool origin_allowed(Ctx& ctx, std::string_view origin, std::string_view client_i
   bool ok = false;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     if (!client_id.empty()) {
-      if (auto c = tenancy::effective_client(ctx.e, tx, client_id)) ok = lists_origin(*c, origin);
+      if (auto c = tenancy::effective_client(*ctx.state, tx, client_id))
+        ok = lists_origin(*c, origin);
       return;
     }
     // Every client of a child inherits the fallback client's origins.
-    if (ctx.tenant != ctx.e.cfg().control_plane_id)
-      if (auto p = tenancy::platform_client(ctx.e, tx); p && lists_origin(*p, origin)) {
-        ok = true;
-        return;
-      }
+    if (const auto& p = ctx.state->platform->client;
+        !ctx.state->control_plane && p && lists_origin(*p, origin)) {
+      ok = true;
+      return;
+    }
     for (const auto& c : tx.list("client", store::ListQuery::first(10000))) {
       if (lists_origin(c.data, origin)) {
         ok = true;
@@ -213,7 +214,7 @@ std::optional<Json> client_by_id(Ctx& ctx, std::string_view id) {
   std::optional<Json> c;
   if (id.empty()) return c;
   ctx.e.store().read(ctx.tenant,
-                     [&](store::Tx& tx) { c = tenancy::effective_client(ctx.e, tx, id); });
+                     [&](store::Tx& tx) { c = tenancy::effective_client(*ctx.state, tx, id); });
   return c;
 }
 

@@ -227,8 +227,9 @@ bool enabled_for(const Json& con, const Json& client) {
 std::optional<Json> connection_named(Ctx& ctx, std::string_view name) {
   std::optional<Json> con;
   if (name.empty()) return con;
-  ctx.e.store().read(ctx.tenant,
-                     [&](store::Tx& tx) { con = tenancy::effective_connection(ctx.e, tx, name); });
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    con = tenancy::effective_connection(*ctx.state, tx, name);
+  });
   return con;
 }
 
@@ -645,7 +646,7 @@ http::Response federated_redirect(Ctx& ctx, const AuthRequest& ar, const Json& c
 std::string federated_buttons_html(Ctx& ctx, const LoginTx& tx) {
   std::vector<Json> cons;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& t) {
-    for (auto& c : tenancy::effective_connections(ctx.e, t))
+    for (auto& c : tenancy::effective_connections(*ctx.state, t))
       if (is_federated_strategy(c.value("strategy", "")) && enabled_for(c, tx.client) &&
           c.value("show_as_button", true) != false)
         cons.push_back(std::move(c));

@@ -87,7 +87,7 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
                        bool mint_refresh) {
   EngineImpl& e = ctx.e;
   const int64_t now = e.clock().now();
-  const Json settings = tenancy::effective_settings(e, ctx.tenant);
+  const Json& settings = ctx.state->settings;
   std::string audience = grant.audience;
   if (audience.empty()) audience = default_audience(settings);
   std::optional<Json> api, user;
@@ -427,11 +427,10 @@ bool css_color(const std::string& c) {
 
 http::Response page(Ctx& ctx, int status, std::string_view title, std::string_view body_html) {
   Json branding = Json::object();
-  std::string tenant_name = ctx.tenant;
+  const std::string tenant_name = ctx.state->friendly_name();
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     if (auto b = tx.get("branding", "default")) branding = std::move(b->data);
   });
-  if (auto t = ctx.e.tenants().get(ctx.tenant)) tenant_name = t->value("friendly_name", ctx.tenant);
   std::string primary = branding.value("colors", Json::object()).value("primary", "#0059d6");
   std::string background =
       branding.value("colors", Json::object()).value("page_background", "#f3f4f6");

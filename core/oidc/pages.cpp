@@ -44,7 +44,7 @@ std::string form_html(const LoginTx& tx, std::string_view action, std::string_vi
 std::optional<Json> database_connection(Ctx& ctx, const Json& client) {
   std::optional<Json> con;
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    con = tenancy::effective_connection(ctx.e, tx, kDatabaseConnection);
+    con = tenancy::effective_connection(*ctx.state, tx, kDatabaseConnection);
   });
   if (!con) return std::nullopt;
   const Json& enabled = (*con)["enabled_clients"];
@@ -144,7 +144,7 @@ http::Response login_post(Ctx& ctx) {
         block = std::move(b->data);
     }
   });
-  const Json settings = tenancy::effective_settings(ctx.e, ctx.tenant);
+  const Json& settings = ctx.state->settings;
   const int64_t max_attempts = max_login_attempts(settings);
   if (user && block && block->value("count", 0) >= max_attempts) {
     Json f = log_base;
@@ -232,8 +232,7 @@ http::Response signup_post(Ctx& ctx) {
   if (at == std::string::npos || at == 0 || at + 1 >= email.size() || email.size() > 320 ||
       email.find_first_of(" \t\r\n<>") != std::string::npos)
     return render_signup(ctx, *tx, 400, "Enter a valid email address.", email);
-  if (auto problem =
-          password_policy_error(*con, tenancy::effective_settings(ctx.e, ctx.tenant), password))
+  if (auto problem = password_policy_error(*con, ctx.state->settings, password))
     return render_signup(ctx, *tx, 400, *problem, email);
   const std::string hash = crypto::password_hash(password, ctx.e.rng());
   const std::string user_id = model::new_user_id(ctx.e.rng());

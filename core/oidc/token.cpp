@@ -92,7 +92,7 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
     throw OAuthError{403, "unauthorized_client",
                      "Grant type 'client_credentials' not allowed for the client."};
 
-  const Json settings = tenancy::effective_settings(ctx.e, ctx.tenant);
+  const Json& settings = ctx.state->settings;
   std::string audience = form.get_or("audience", "");
   if (audience.empty()) audience = default_audience(settings);
   if (audience.empty())

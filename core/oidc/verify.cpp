@@ -37,7 +37,7 @@ std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std
     return fail("Invalid token: issued by another tenant");
   auto iss_tenant = e.resolver().tenant_of_issuer(c["iss"].get<std::string>());
   if (!iss_tenant || *iss_tenant != issuing) return fail("Invalid token: issuer mismatch");
-  if (!e.tenants().get(issuing)) return fail("Invalid token: unknown issuer");
+  if (!e.tenants().state(issuing)) return fail("Invalid token: unknown issuer");
   auto key = e.keys().verification_key(issuing, h["kid"].get<std::string>());
   if (!key || key->alg() != *alg || !key->verify(jws->signing_input, jws->signature))
     return fail("Invalid token: signature verification failed");

@@ -79,11 +79,22 @@ struct LinkEntry {
   Link link;
 };
 
+// Kinds whose records make up a tenant's state (configuration the flows read on every
+// request): any write of one raises the tenant's state version.
+inline constexpr std::string_view kStateKinds[] = {
+    "tenant",          "custom_domain", "client",         "connection",
+    "resource_server", "signing_key",   "email_provider", "branding"};
+
 // A transaction bound to one tenant. Read-only Txs throw StoreError on writes.
 class Tx {
  public:
   virtual ~Tx() = default;
   virtual const std::string& tenant() const = 0;
+
+  // The tenant's state version: raised by every committed write of a record of a kStateKinds
+  // kind, by any process using the same database; never lowered (moving a tenant keeps it
+  // rising). Equal versions mean equal state, so a cache keyed by it needs no other invalidation.
+  virtual int64_t state_version() = 0;
 
   virtual std::optional<Record> get(std::string_view kind, std::string_view id) = 0;
   virtual std::optional<Record> find(std::string_view kind, std::string_view unique_key) = 0;

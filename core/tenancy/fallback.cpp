@@ -106,10 +106,6 @@ std::optional<store::Record> first_of_strategy(store::Tx& tx, std::string_view s
   return std::move(r.front());
 }
 
-bool is_child(const EngineImpl& e, const store::Tx& tx) {
-  return tx.tenant() != e.cfg().control_plane_id;
-}
-
 }  // namespace
 
 // ---- merge rules --------------------------------------------------------------------------------
@@ -330,82 +326,73 @@ void check_settings_constraints(store::Tx& cp, std::string_view control_plane_id
   check_against_constraints(settings_patch, platform.value("constraints", Json::object()));
 }
 
-Json effective_settings(EngineImpl& e, std::string_view tenant) {
-  const std::string& cp_id = e.cfg().control_plane_id;
-  Json own = Json::object(), platform = Json::object();
-  e.store().read(cp_id, [&](store::Tx& cp) {
-    if (auto r = cp.get(kTenantKind, tenant)) own = r->data.value("settings", Json::object());
-    if (tenant != cp_id)
-      if (auto r = cp.get(kTenantKind, cp_id)) platform = r->data.value("settings", Json::object());
-  });
-  return effective_settings_of(own, platform, tenant == cp_id);
+namespace {
+
+// The tx must be the state's tenant's: its own records are read through it.
+void check_same_tenant(const TenantState& state, const store::Tx& tx) {
+  if (tx.tenant() != state.id)
+    throw std::logic_error("tenancy: a lookup for " + state.id + " in a Tx of " + tx.tenant());
 }
 
-std::optional<Json> platform_client(EngineImpl& e, store::Tx& tx) {
-  const std::string& id = e.cfg().control_plane_client_id;
-  if (id.empty()) return std::nullopt;
-  auto r = tx.scope(e.cfg().control_plane_id).get("client", id);
-  if (!r) return std::nullopt;
-  return std::move(r->data);
-}
+}  // namespace
 
-std::optional<Json> effective_client(EngineImpl& e, store::Tx& tx, std::string_view client_id) {
+std::optional<Json> effective_client(const TenantState& state, store::Tx& tx,
+                                     std::string_view client_id) {
+  check_same_tenant(state, tx);
   auto r = tx.get("client", client_id);
   if (!r) return std::nullopt;
-  if (!is_child(e, tx)) return std::move(r->data);
-  if (auto platform = platform_client(e, tx)) return merge_client(r->data, *platform);
-  return std::move(r->data);
+  if (state.control_plane || !state.platform->client) return std::move(r->data);
+  return merge_client(r->data, *state.platform->client);
 }
 
-std::optional<Json> effective_connection(EngineImpl& e, store::Tx& tx, std::string_view name) {
+std::optional<Json> effective_connection(const TenantState& state, store::Tx& tx,
+                                         std::string_view name) {
+  check_same_tenant(state, tx);
   if (name.empty()) return std::nullopt;
-  const std::string& cp_id = e.cfg().control_plane_id;
   auto own = tx.find("connection", name);
-  if (!is_child(e, tx)) {
+  if (state.control_plane) {
     if (!own) return std::nullopt;
     return as_stored(tx.tenant(), own->data);
   }
-  store::Tx& cp = tx.scope(cp_id);
+  const PlatformState& platform = *state.platform;
+  const std::string& cp_id = platform.tenant;
   if (own) {
-    auto platform = first_of_strategy(cp, own->data.value("strategy", ""));
-    if (!platform) return as_stored(tx.tenant(), own->data);
-    return merge_connection(own->data, sealed_of(tx.tenant(), own->data), platform->data,
-                            sealed_of(cp_id, platform->data));
+    const store::Record* first = platform.first_of_strategy(own->data.value("strategy", ""));
+    if (!first) return as_stored(tx.tenant(), own->data);
+    return merge_connection(own->data, sealed_of(tx.tenant(), own->data), first->data,
+                            sealed_of(cp_id, first->data));
   }
-  auto platform = cp.find("connection", name);
-  if (!platform) return std::nullopt;
-  const std::string strategy = platform->data.value("strategy", "");
+  const store::Record* inherited = platform.connection(name);
+  if (!inherited) return std::nullopt;
+  const std::string strategy = inherited->data.value("strategy", "");
   if (!inheritable_as_a_whole(strategy)) return std::nullopt;
-  auto first = first_of_strategy(cp, strategy);
-  if (!first || first->id != platform->id) return std::nullopt;
+  if (platform.first_of_strategy(strategy) != inherited) return std::nullopt;
   if (first_of_strategy(tx, strategy)) return std::nullopt;  // the child's own replaces it
-  return inherited_connection(platform->data, sealed_of(cp_id, platform->data));
+  return inherited_connection(inherited->data, sealed_of(cp_id, inherited->data));
 }
 
-std::vector<Json> effective_connections(EngineImpl& e, store::Tx& tx) {
-  constexpr size_t kMaxConnections = 1000;
+std::vector<Json> effective_connections(const TenantState& state, store::Tx& tx) {
+  check_same_tenant(state, tx);
   std::vector<Json> out;
-  const auto own = tx.list("connection", store::ListQuery::first(kMaxConnections));
-  if (!is_child(e, tx)) {
+  const auto own = tx.list("connection", store::ListQuery::first(PlatformState::kMaxConnections));
+  if (state.control_plane) {
     for (const auto& c : own) out.push_back(as_stored(tx.tenant(), c.data));
     return out;
   }
-  const std::string& cp_id = e.cfg().control_plane_id;
-  const auto platform =
-      tx.scope(cp_id).list("connection", store::ListQuery::first(kMaxConnections));
-  const auto firsts = firsts_by_strategy(platform);
+  const PlatformState& platform = *state.platform;
+  const std::string& cp_id = platform.tenant;
   const auto own_firsts = firsts_by_strategy(own);
   for (const auto& c : own) {
-    auto p = firsts.find(c.data.value("strategy", ""));
-    if (p == firsts.end())
+    const store::Record* first = platform.first_of_strategy(c.data.value("strategy", ""));
+    if (!first)
       out.push_back(as_stored(tx.tenant(), c.data));
     else
-      out.push_back(merge_connection(c.data, sealed_of(tx.tenant(), c.data), p->second->data,
-                                     sealed_of(cp_id, p->second->data)));
+      out.push_back(merge_connection(c.data, sealed_of(tx.tenant(), c.data), first->data,
+                                     sealed_of(cp_id, first->data)));
   }
-  for (const auto& p : platform) {
+  for (const auto& p : platform.connections) {
     const std::string strategy = p.data.value("strategy", "");
-    if (firsts.at(strategy) != &p || own_firsts.count(strategy) ||
+    if (platform.first_of_strategy(strategy) != &p || own_firsts.count(strategy) ||
         !inheritable_as_a_whole(strategy))
       continue;
     out.push_back(inherited_connection(p.data, sealed_of(cp_id, p.data)));

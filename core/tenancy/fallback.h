@@ -4,8 +4,8 @@
 // copied: the child's records stay as stored (the Management API shows only them), and secrets
 // of the control plane are opened with the control plane's own associated data, never re-sealed.
 //
-// The merge rules are pure functions over JSON; the lookups below them read the control plane in
-// the caller's transaction (Tx::scope) and are the one place a per-tenant cache would go.
+// The merge rules are pure functions over JSON; the lookups below them take the control plane's
+// side from the cached TenantState (tenancy/state.h) and the tenant's own from its transaction.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +13,7 @@
 
 #include "core/json.h"
 #include "core/store/store.h"
+#include "core/tenancy/state.h"
 
 namespace ks {
 class EngineImpl;
@@ -120,29 +121,28 @@ Json effective_settings_of(const Json& own, const Json& platform, bool is_contro
 void check_settings_constraints(store::Tx& cp, std::string_view control_plane_id,
                                 std::string_view tenant, const Json& settings_patch);
 
-// Effective tenant settings for the flows (the one accessor).
-Json effective_settings(EngineImpl& e, std::string_view tenant);
+// The lookups below take the request's TenantState (tenancy/state.h: its effective settings are
+// the one accessor for settings, and it holds what the control plane lends its children) and a
+// Tx of that same tenant for the tenant's own records.
 
-// The control plane's fallback client (KEYSTEAD_CONTROL_PLANE_CLIENT_ID), read through tx (bound
-// to any tenant). nullopt when none is configured or it does not exist.
-std::optional<Json> platform_client(EngineImpl& e, store::Tx& tx);
+// A client of the tenant as flows see it (merge_client with the control plane's fallback
+// client); nullopt if the tenant has no such client. On the control plane: as stored.
+std::optional<Json> effective_client(const TenantState& state, store::Tx& tx,
+                                     std::string_view client_id);
 
-// A client of tx's tenant as flows see it (merge_client with the fallback client); nullopt if the
-// tenant has no such client. On the control plane: as stored.
-std::optional<Json> effective_client(EngineImpl& e, store::Tx& tx, std::string_view client_id);
-
-// The connection `name` as flows of tx's tenant see it:
+// The connection `name` as flows of the tenant see it:
 // - the tenant's own connection of that name, merged over the control plane's first (earliest
 //   created) connection of its strategy;
 // - else the control plane's connection of that name, when it is the first of its strategy, that
 //   strategy is inheritable_as_a_whole and the tenant has no connection of that strategy.
 // Every result carries `_secret_layers` for open_connection_secrets. On the control plane: its
 // own connection as stored (plus `_secret_layers`).
-std::optional<Json> effective_connection(EngineImpl& e, store::Tx& tx, std::string_view name);
+std::optional<Json> effective_connection(const TenantState& state, store::Tx& tx,
+                                         std::string_view name);
 
-// Every connection tx's tenant can log in with, by the rules above, in creation order (own first,
-// then inherited). Reads each tenant's connections once.
-std::vector<Json> effective_connections(EngineImpl& e, store::Tx& tx);
+// Every connection the tenant can log in with, by the rules above, in creation order (own first,
+// then inherited).
+std::vector<Json> effective_connections(const TenantState& state, store::Tx& tx);
 
 // The secret option values of a connection (from effective_connection, or a stored record of
 // `tenant`), opened; a key of an earlier layer wins. A layer that cannot be opened adds nothing.

@@ -373,10 +373,10 @@ std::string TenantService::canonical_issuer(std::string_view id) {
   const auto& cfg = e_.cfg();
   const std::string pub = cfg.effective_public_url();
   if (id == cfg.control_plane_id) return pub + "/";
-  if (auto t = get(id)) {
-    const auto& domains = (*t)["custom_domains"];
-    if (domains.is_array() && !domains.empty())
-      return "https://" + domains[0].get<std::string>() + "/";
+  if (auto t = state(id)) {
+    auto domains = t->record.find("custom_domains");
+    if (domains != t->record.end() && domains->is_array() && !domains->empty())
+      return "https://" + (*domains)[0].get<std::string>() + "/";
   }
   if (!cfg.base_domain.empty()) return "https://" + std::string(id) + "." + cfg.base_domain + "/";
   return pub + "/t/" + std::string(id) + "/";

@@ -7,6 +7,7 @@
 
 #include "core/json.h"
 #include "core/store/store.h"
+#include "core/tenancy/state.h"
 
 namespace ks {
 class EngineImpl;
@@ -19,9 +20,13 @@ inline constexpr std::string_view kCustomDomainKind = "custom_domain";
 
 class TenantService {
  public:
-  explicit TenantService(EngineImpl& e) : e_(e) {}
+  explicit TenantService(EngineImpl& e) : e_(e), states_(e) {}
 
+  // The stored tenant record, read now (Management API reads and writes).
   std::optional<Json> get(std::string_view id);
+  // The tenant's state as requests see it (cached; nullptr: no such tenant). Not inside a Tx.
+  std::shared_ptr<const TenantState> state(std::string_view id) { return states_.get(id); }
+  const TenantStateCache& states() const { return states_; }
   // Validates and provisions a tenant. Throws http::HttpError (400 invalid or reserved id,
   // 409 duplicate). Returns the public tenant representation. A self-serve creator (a
   // control-plane user id) becomes a "Tenant Admin" member of the tenant's organization in the
@@ -50,6 +55,7 @@ class TenantService {
   void check_domains(store::Tx& cp, const Json& domains, std::string_view tenant);
 
   EngineImpl& e_;
+  TenantStateCache states_;
 };
 
 }  // namespace ks::tenancy

@@ -178,6 +178,16 @@ void copy_tenant(Conn& from, Conn& to, std::string_view tenant) {
   }
   Stmt s(to, "UPDATE seq_counter SET value = max(value, ?1) WHERE id = 1");
   s.bind(1, max_seq).run();
+  // The state version goes on rising: above both the source's and what copying raised it to, so
+  // no version a cache saw before the move names a different state after it.
+  int64_t version = 0;
+  Stmt v(from, "SELECT version FROM state_versions WHERE tenant_id = ?1");
+  v.bind(1, tenant);
+  if (v.step()) version = v.col_int(0);
+  Stmt up(to,
+          "INSERT INTO state_versions (tenant_id, version) VALUES (?1, ?2 + 1) "
+          "ON CONFLICT (tenant_id) DO UPDATE SET version = max(version, ?2) + 1");
+  up.bind(1, tenant).bind(2, version).run();
 }
 
 // Marks a per-tenant database file retired (so a process still holding it open re-routes

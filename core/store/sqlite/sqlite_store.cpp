@@ -70,9 +70,41 @@ CREATE TABLE store_meta (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+    // Tenant state versions (Tx::state_version): a counter per tenant, raised by every write of a
+    // record of a state kind, whoever writes (this process, the CLI, another server on the same
+    // files). Caches of tenant state compare it instead of re-reading the state. The kinds are
+    // those of store.h kStateKinds; changing them takes a new migration.
+    {3, R"sql(
+CREATE TABLE state_versions (
+  tenant_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL
+) WITHOUT ROWID;
+-- Its triggers: state_version_triggers() below.
+)sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
+
+// Migration 3's triggers: INSERT, UPDATE and DELETE of a state kind's record raise its tenant's
+// version. The kinds are spelled out here, as shipped (never derived from kStateKinds).
+std::string state_version_triggers() {
+  constexpr const char* kKinds =
+      "('tenant', 'custom_domain', 'client', 'connection', 'resource_server', 'signing_key', "
+      "'email_provider', 'branding')";
+  struct Event {
+    const char* name;
+    const char* row;
+  };
+  std::string sql;
+  for (const Event e : {Event{"INSERT", "NEW"}, Event{"UPDATE", "NEW"}, Event{"DELETE", "OLD"}}) {
+    const std::string row = e.row;
+    sql += "CREATE TRIGGER state_version_" + std::string(e.name) + " AFTER " + e.name +
+           " ON records WHEN " + row + ".kind IN " + kKinds +
+           " BEGIN INSERT INTO state_versions (tenant_id, version) VALUES (" + row +
+           ".tenant_id, 1) ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1; END;\n";
+  }
+  return sql;
+}
 
 std::string dump_json(const Json& j) {
   try {
@@ -201,6 +233,12 @@ class SqliteTx final : public Tx {
     s.bind(1, tenant_).bind(2, kind).bind(3, id);
     if (!s.step()) return std::nullopt;
     return Record{std::string(id), s.col_int(0), parse_json(s.col_text(1))};
+  }
+
+  int64_t state_version() override {
+    Stmt s(c_, "SELECT version FROM state_versions WHERE tenant_id = ?1");
+    s.bind(1, tenant_);
+    return s.step() ? s.col_int(0) : 0;
   }
 
   std::optional<Record> find(std::string_view kind, std::string_view unique_key) override {
@@ -522,6 +560,7 @@ void Database::migrate(Conn& c) {
     for (const auto& m : kMigrations) {
       if (m.version <= current) continue;
       c.exec(m.sql);
+      if (m.version == 3) c.exec(state_version_triggers().c_str());
       Stmt s(c, "INSERT INTO schema_migrations (version) VALUES (?1)");
       s.bind(1, int64_t{m.version}).run();
       current = m.version;

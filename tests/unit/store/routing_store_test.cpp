@@ -319,6 +319,63 @@ TEST_P(PlacementTest, MoveBothWaysKeepsEverything) {
   EXPECT_EQ(store_->isolation("nobody"), Isolation::Shared);
 }
 
+int64_t version_of(Store& st, const std::string& tenant) {
+  int64_t v = -1;
+  st.read(tenant, [&](Tx& tx) { v = tx.state_version(); });
+  return v;
+}
+
+TEST_P(PlacementTest, StateVersionRisesWithEveryWriteOfAStateKindOnly) {
+  EXPECT_EQ(version_of(*store_, "acme"), 0);
+  store_->write("acme", [](Tx& tx) {
+    tx.insert("user", "u1", {{"email", "a@example.com"}});
+    tx.insert("session", "s1", {{"user", "u1"}});
+    tx.link("role_user", "r1", "u1");
+  });
+  EXPECT_EQ(version_of(*store_, "acme"), 0) << "users, sessions and links are not state";
+  int64_t last = 0;
+  for (const auto& kind : kStateKinds) {
+    store_->write("acme", [&](Tx& tx) { tx.insert(kind, "x", {{"v", 1}}); });
+    const int64_t inserted = version_of(*store_, "acme");
+    store_->write("acme", [&](Tx& tx) { tx.update(kind, "x", {{"v", 2}}); });
+    const int64_t updated = version_of(*store_, "acme");
+    store_->write("acme", [&](Tx& tx) { tx.remove(kind, "x"); });
+    const int64_t removed = version_of(*store_, "acme");
+    EXPECT_GT(inserted, last) << kind;
+    EXPECT_GT(updated, inserted) << kind;
+    EXPECT_GT(removed, updated) << kind;
+    last = removed;
+  }
+  EXPECT_EQ(version_of(*store_, "globex"), 0) << "one tenant's writes leave another's version";
+  // A rolled back write leaves it.
+  EXPECT_THROW(store_->write("acme",
+                             [](Tx& tx) {
+                               tx.insert("client", "c", {{"v", 1}});
+                               throw std::runtime_error("no");
+                             }),
+               std::runtime_error);
+  EXPECT_EQ(version_of(*store_, "acme"), last);
+  // Writes through scope raise the scoped tenant's version.
+  store_->write("cp", [](Tx& tx) { tx.scope("globex").insert("client", "c", {{"v", 1}}); });
+  EXPECT_EQ(version_of(*store_, "globex"), 1);
+  EXPECT_EQ(version_of(*store_, "cp"), 0);
+}
+
+TEST_P(PlacementTest, StateVersionKeepsRisingAcrossMoves) {
+  store_->write("acme", [](Tx& tx) {
+    for (int i = 0; i < 5; ++i) tx.insert("client", "c" + std::to_string(i), {{"i", i}});
+  });
+  int64_t last = version_of(*store_, "acme");
+  const Isolation there =
+      GetParam().isolation == Isolation::Shared ? Isolation::Database : Isolation::Shared;
+  for (Isolation to : {there, GetParam().isolation, there}) {
+    store_->move_tenant("acme", to);
+    const int64_t moved = version_of(*store_, "acme");
+    EXPECT_GT(moved, last);
+    last = moved;
+  }
+}
+
 TEST_P(PlacementTest, WalkSeesTheTenantWhereverItLives) {
   fill(*store_, "acme");
   fill(*store_, "globex");
@@ -405,6 +462,18 @@ TEST(RoutingFile, RegistrySurvivesReopen) {
   EXPECT_EQ(sqlite3_column_int(s, 0), 0);
   sqlite3_finalize(s);
   sqlite3_close(db);
+}
+
+TEST(RoutingFile, StateVersionsOfAnotherProcessesWritesAreSeen) {
+  TempDir dir;
+  auto server = open_sqlite(dir.file("ks.db"));
+  server->create_tenant("iso", Isolation::Database);
+  auto cli = open_sqlite(dir.file("ks.db"));  // another process: its own handles on the files
+  for (const char* tenant : {"cp", "iso"}) {
+    const int64_t before = version_of(*server, tenant);
+    cli->write(tenant, [](Tx& tx) { tx.insert("connection", "con", {{"name", "x"}}); });
+    EXPECT_GT(version_of(*server, tenant), before) << tenant;
+  }
 }
 
 TEST(RoutingFile, OpenFilesAreBounded) {

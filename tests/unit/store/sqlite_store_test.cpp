@@ -82,12 +82,12 @@ TEST(StoreOpen, MigrationsAreIdempotent) {
   const std::string path = dir.file("ks.db");
   {
     auto s = open_sqlite(path);
-    EXPECT_EQ(s->schema_version(), 2);
+    EXPECT_EQ(s->schema_version(), 3);
     s->write("acme", [](Tx& tx) { tx.insert("user", "u1", {{"name", "Ann"}}); });
   }
   {
     auto s = open_sqlite(path);
-    EXPECT_EQ(s->schema_version(), 2);
+    EXPECT_EQ(s->schema_version(), 3);
     s->read("acme", [](Tx& tx) {
       auto r = tx.get("user", "u1");
       ASSERT_TRUE(r);
@@ -96,17 +96,17 @@ TEST(StoreOpen, MigrationsAreIdempotent) {
   }
   {
     auto s = open_sqlite(path);  // a third open changes nothing either
-    EXPECT_EQ(s->schema_version(), 2);
+    EXPECT_EQ(s->schema_version(), 3);
   }
-  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM schema_migrations"), 2);
-  EXPECT_EQ(raw_int(path, "SELECT max(version) FROM schema_migrations"), 2);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
+  EXPECT_EQ(raw_int(path, "SELECT max(version) FROM schema_migrations"), 3);
   EXPECT_EQ(raw_text(path, "PRAGMA journal_mode"), "wal");
 }
 
 TEST(StoreOpen, MemoryWorksAndIsPrivate) {
   auto a = open_sqlite(":memory:");
   auto b = open_sqlite(":memory:");
-  EXPECT_EQ(a->schema_version(), 2);
+  EXPECT_EQ(a->schema_version(), 3);
   a->write("t", [](Tx& tx) { tx.insert("k", "x", {{"v", 1}}); });
   a->read("t", [](Tx& tx) { EXPECT_TRUE(tx.get("k", "x")); });
   b->read("t", [](Tx& tx) { EXPECT_FALSE(tx.get("k", "x")); });

@@ -1,0 +1,68 @@
+#include "core/tenancy/state.h"
+
+#include "core/engine_impl.h"
+#include "core/tenancy/fallback.h"
+#include "core/tenancy/tenants.h"
+
+namespace ks::tenancy {
+
+const store::Record* PlatformState::first_of_strategy(std::string_view strategy) const {
+  auto it = first_by_strategy.find(strategy);
+  return it == first_by_strategy.end() ? nullptr : &connections[it->second];
+}
+
+const store::Record* PlatformState::connection(std::string_view name) const {
+  for (const auto& c : connections)
+    if (c.data.value("name", "") == name) return &c;
+  return nullptr;
+}
+
+std::shared_ptr<const PlatformState> TenantStateCache::platform_at(store::Tx& cp, int64_t version) {
+  {
+    std::lock_guard lock(platform_mu_);
+    if (platform_ && platform_->version == version) return platform_;
+  }
+  auto p = std::make_shared<PlatformState>();
+  p->tenant = cp.tenant();
+  p->version = version;
+  if (auto r = cp.get(kTenantKind, cp.tenant())) {
+    Json settings = r->data.value("settings", Json::object());
+    if (settings.is_object()) p->settings = std::move(settings);
+  }
+  if (const std::string& id = e_.cfg().control_plane_client_id; !id.empty())
+    if (auto r = cp.get("client", id)) p->client = std::move(r->data);
+  p->connections = cp.list("connection", store::ListQuery::first(PlatformState::kMaxConnections));
+  for (size_t i = 0; i < p->connections.size(); ++i)
+    p->first_by_strategy.emplace(p->connections[i].data.value("strategy", ""), i);
+  std::lock_guard lock(platform_mu_);
+  // Two readers may race; keep the newer.
+  if (!platform_ || platform_->version <= version) platform_ = p;
+  return p;
+}
+
+std::shared_ptr<const TenantState> TenantStateCache::get(std::string_view tenant) {
+  std::shared_ptr<const TenantState> out;
+  e_.store().read(e_.cfg().control_plane_id, [&](store::Tx& cp) {
+    const int64_t version = cp.state_version();
+    if (auto hit = entries_.get(tenant); hit && (*hit)->platform->version == version) {
+      out = *hit;
+      return;
+    }
+    // The tenant record and the control plane's state are read in this one snapshot, so the
+    // state is exactly that of `version`.
+    auto rec = cp.get(kTenantKind, tenant);
+    if (!rec) return;
+    auto s = std::make_shared<TenantState>();
+    s->id = std::string(tenant);
+    s->control_plane = tenant == cp.tenant();
+    s->record = std::move(rec->data);
+    s->platform = platform_at(cp, version);
+    s->settings = effective_settings_of(s->record.value("settings", Json::object()),
+                                        s->platform->settings, s->control_plane);
+    ++loads_;
+    out = entries_.put(tenant, std::move(s));
+  });
+  return out;
+}
+
+}  // namespace ks::tenancy

@@ -1,0 +1,87 @@
+#pragma once
+// Per-tenant state the flows read on every request — the tenant record, its effective settings,
+// and what a child inherits from the control plane (its settings, fallback client, connections) —
+// read once and cached, with bounded memory, however many tenants there are.
+//
+// Invalidation is by version, not by time: the store raises the control plane's state version
+// with every write of a tenant record, client, connection, … (store.h kStateKinds), whichever
+// process writes (this server, the `keystead` CLI, another server on the same files). A lookup
+// reads that one integer and reuses the cached state while it is unchanged; so a request always
+// sees every write committed before it began.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json.h"
+#include "core/lru.h"
+#include "core/store/store.h"
+
+namespace ks {
+class EngineImpl;
+}
+
+namespace ks::tenancy {
+
+// What every child inherits from the control plane, read once per control-plane version and
+// shared by all children's states.
+struct PlatformState {
+  std::string tenant;                      // the control plane's id
+  int64_t version = 0;                     // the control plane's state version it was read at
+  Json settings = Json::object();          // the control plane's stored settings
+  std::optional<Json> client;              // KEYSTEAD_CONTROL_PLANE_CLIENT_ID's client, if any
+  std::vector<store::Record> connections;  // in creation order (at most kMaxConnections)
+  std::map<std::string, size_t, std::less<>> first_by_strategy;  // index into connections
+
+  static constexpr size_t kMaxConnections = 1000;
+
+  // The first connection of a strategy (in creation order), or nullptr.
+  const store::Record* first_of_strategy(std::string_view strategy) const;
+  // The connection of that name, or nullptr.
+  const store::Record* connection(std::string_view name) const;
+};
+
+struct TenantState {
+  std::string id;
+  bool control_plane = false;
+  Json record;    // the stored tenant record (status, friendly_name, custom_domains, settings …)
+  Json settings;  // effective settings (tenancy::effective_settings_of)
+  std::shared_ptr<const PlatformState> platform;
+
+  std::string status() const { return record.value("status", "active"); }
+  std::string friendly_name() const { return record.value("friendly_name", id); }
+};
+
+class TenantStateCache {
+ public:
+  // States kept: a few KiB each for typical settings; unknown tenants are never cached.
+  static constexpr size_t kCachedTenants = 10000;
+
+  explicit TenantStateCache(EngineImpl& e, size_t capacity = kCachedTenants)
+      : e_(e), entries_(capacity) {}
+
+  // The tenant's current state; nullptr if there is no such tenant. Reads the control plane's
+  // state version, and the state itself only when that changed or the tenant is not cached. Not
+  // to be called inside a transaction (it runs its own).
+  std::shared_ptr<const TenantState> get(std::string_view tenant);
+
+  // For tests and metrics: how many states were read from the store, and how many are cached.
+  size_t loads() const { return loads_.load(); }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::shared_ptr<const PlatformState> platform_at(store::Tx& cp, int64_t version);
+
+  EngineImpl& e_;
+  LruCache<std::shared_ptr<const TenantState>> entries_;
+  std::mutex platform_mu_;
+  std::shared_ptr<const PlatformState> platform_;
+  std::atomic<size_t> loads_{0};
+};
+
+}  // namespace ks::tenancy

@@ -1,0 +1,167 @@
+// The per-tenant state cache (core/tenancy/state.*): what requests read of a tenant is read from
+// the store once per state version, shared between a control plane's children, bounded, and
+// refreshed by any write of a state kind — this engine's, or another process's on the same files.
+#include "core/tenancy/state.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/engine_impl.h"
+#include "tests/unit/support/engine_fixture.h"
+
+using ks::Json;
+using ks::http::Response;
+namespace tenancy = ks::tenancy;
+
+namespace {
+
+constexpr const char* kCp = "control_plane";
+
+class StateCache : public ks::test::EngineTest {
+ public:
+  Response manage(const std::string& tenant, const std::string& method, const std::string& path,
+                  const Json& body = nullptr) {
+    return engine_->manage(tenant, method, path, body);
+  }
+  void create(const std::string& id) {
+    ASSERT_EQ(manage(kCp, "POST", "/tenants", {{"id", id}}).status, 201) << id;
+  }
+  tenancy::TenantService& tenants() { return impl().tenants(); }
+  size_t loads() { return tenants().states().loads(); }
+};
+
+TEST_F(StateCache, ReadOncePerVersionAndRefreshedByAnyStateWrite) {
+  create("acme");
+  auto first = tenants().state("acme");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->id, "acme");
+  EXPECT_FALSE(first->control_plane);
+  const size_t loaded = loads();
+  EXPECT_EQ(tenants().state("acme"), first) << "unchanged: the same state, not read again";
+  EXPECT_EQ(loads(), loaded);
+
+  // Writes of non-state kinds (users, logs) leave it cached.
+  ASSERT_EQ(manage("acme", "POST", "/users",
+                   {{"email", "ann@example.com"},
+                    {"password", "correct horse battery"},
+                    {"connection", "Username-Password-Authentication"}})
+                .status,
+            201);
+  EXPECT_EQ(tenants().state("acme"), first);
+  EXPECT_EQ(loads(), loaded);
+
+  // A settings write is seen by the very next lookup.
+  ASSERT_EQ(
+      manage("acme", "PATCH", "/tenants/settings", {{"default_audience", "https://api"}}).status,
+      200);
+  auto second = tenants().state("acme");
+  ASSERT_TRUE(second);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(second->settings.value("default_audience", ""), "https://api");
+  EXPECT_EQ(loads(), loaded + 1);
+  // The old state stays valid for whoever still holds it.
+  EXPECT_FALSE(first->settings.contains("default_audience"));
+}
+
+TEST_F(StateCache, RequestsOfACachedTenantReadNoState) {
+  create("acme");
+  ASSERT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 200);
+  const size_t loaded = loads();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 200);
+    ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
+  }
+  EXPECT_EQ(loads(), loaded);
+}
+
+TEST_F(StateCache, ChildrenShareOneReadOfTheControlPlane) {
+  for (const char* id : {"a1", "a2", "a3"}) create(id);
+  auto a1 = tenants().state("a1"), a2 = tenants().state("a2"), a3 = tenants().state("a3");
+  EXPECT_EQ(a1->platform, a2->platform);
+  EXPECT_EQ(a2->platform, a3->platform);
+  // A control-plane settings write reaches every child's effective settings.
+  ASSERT_EQ(
+      manage(kCp, "PATCH", "/tenants/settings", {{"default_audience", "https://shared"}}).status,
+      200);
+  for (const char* id : {"a1", "a2", "a3"}) {
+    auto s = tenants().state(id);
+    EXPECT_NE(s->platform, a1->platform) << id;
+    EXPECT_EQ(s->settings.value("default_audience", ""), "https://shared") << id;
+  }
+  EXPECT_EQ(tenants().state("a1")->platform, tenants().state("a3")->platform);
+}
+
+TEST_F(StateCache, ControlPlaneConnectionsAndClientAreLent) {
+  create("acme");
+  const size_t before = tenants().state("acme")->platform->connections.size();
+  ASSERT_EQ(manage(kCp, "POST", "/connections",
+                   {{"name", "google"},
+                    {"strategy", "google-oauth2"},
+                    {"options", {{"client_id", "g"}, {"client_secret", "s"}}}})
+                .status,
+            201);
+  auto s = tenants().state("acme");
+  ASSERT_EQ(s->platform->connections.size(), before + 1);
+  const auto* google = s->platform->first_of_strategy("google-oauth2");
+  ASSERT_TRUE(google);
+  EXPECT_EQ(google, s->platform->connection("google"));
+  EXPECT_FALSE(google->data["options"].contains("client_secret")) << "secrets stay sealed";
+  EXPECT_TRUE(google->data.contains("_secrets"));
+}
+
+TEST_F(StateCache, UnknownAndDeletedTenantsHaveNoState) {
+  const size_t cached = tenants().states().size();
+  EXPECT_EQ(tenants().state("nobody"), nullptr);
+  EXPECT_EQ(tenants().states().size(), cached) << "unknown ids are not cached";
+  create("gone");
+  ASSERT_TRUE(tenants().state("gone"));
+  ASSERT_EQ(manage(kCp, "DELETE", "/tenants/gone").status, 204);
+  EXPECT_EQ(tenants().state("gone"), nullptr);
+  EXPECT_EQ(call("GET", "/t/gone/.well-known/openid-configuration").status, 404);
+}
+
+TEST_F(StateCache, SuspensionIsSeenByTheNextRequest) {
+  create("acme");
+  ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
+  ASSERT_EQ(manage(kCp, "POST", "/tenants/acme/suspend").status, 200);
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 403);
+  ASSERT_EQ(manage(kCp, "POST", "/tenants/acme/resume").status, 200);
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
+}
+
+TEST_F(StateCache, MemoryIsBounded) {
+  for (int i = 0; i < 6; ++i) create("t" + std::to_string(i));
+  tenancy::TenantStateCache small(impl(), 3);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(small.get("t" + std::to_string(i)));
+  EXPECT_EQ(small.size(), 3u);
+  EXPECT_EQ(small.loads(), 6u);
+  // The most recent three are cached; an evicted one is read again.
+  ASSERT_TRUE(small.get("t5"));
+  EXPECT_EQ(small.loads(), 6u);
+  ASSERT_TRUE(small.get("t0"));
+  EXPECT_EQ(small.loads(), 7u);
+  EXPECT_EQ(small.size(), 3u);
+}
+
+// Another process (the `keystead` CLI) writing to the same database files: its writes raise the
+// version this engine checks, so the next request sees them without any signal.
+TEST_F(StateCache, AnotherProcessesWritesAreSeen) {
+  const std::string path = dir_ + "/ks.db";
+  open_engine(
+      [&](ks::Config&, ks::Engine::Deps& deps) { deps.store = ks::store::open_sqlite(path); });
+  create("acme");
+  ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
+  auto other = ks::store::open_sqlite(path);
+  other->write(kCp, [](ks::store::Tx& cp) {
+    auto r = cp.get("tenant", "acme");
+    ASSERT_TRUE(r);
+    r->data["status"] = "suspended";
+    r->data["friendly_name"] = "Acme by the CLI";
+    cp.update("tenant", "acme", r->data);
+  });
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 403);
+  EXPECT_EQ(tenants().state("acme")->friendly_name(), "Acme by the CLI");
+}
+
+}  // namespace
