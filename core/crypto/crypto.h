@@ -1,6 +1,7 @@
 #pragma once
-// The one seam over the crypto library (mbedTLS 2.28). Nothing outside core/crypto includes an
-// mbedTLS header.
+// The one seam over the crypto libraries: mbedTLS 2.28 for everything, and libcrypto (OpenSSL 3)
+// for signing when the build has it (meson option `openssl`). Nothing outside core/crypto
+// includes either library's headers.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -58,6 +59,8 @@ std::optional<std::string> aead_open(std::string_view key, std::string_view seal
 // -------------------------------------------------------------------------
 
 enum class Alg { RS256, ES256 };
+// Which library signs: "openssl" (libcrypto, when the build found it) or "mbedtls".
+std::string_view signing_provider();
 std::string_view alg_name(Alg a);
 std::optional<Alg> alg_from_name(std::string_view name);
 

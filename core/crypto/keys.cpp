@@ -15,6 +15,7 @@
 
 #include "core/crypto/crypto.h"
 #include "core/crypto/mbed.h"
+#include "core/crypto/providers.h"
 
 // RSA verification shares one public context between threads and relies on mbedTLS locking the
 // lazily computed Montgomery constant inside mbedtls_rsa_public().
@@ -240,7 +241,31 @@ std::optional<Alg> alg_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view signing_provider() {
+#if defined(KS_WITH_OPENSSL)
+  return "openssl";
+#else
+  return "mbedtls";
+#endif
+}
+
 std::unique_ptr<SigningKey> SigningKey::generate(Alg alg, Random& rng) {
+#if defined(KS_WITH_OPENSSL)
+  return openssl_signing_key(mbedtls_generate(alg, rng));
+#else
+  return mbedtls_generate(alg, rng);
+#endif
+}
+
+std::unique_ptr<SigningKey> SigningKey::from_pem(std::string_view pem) {
+#if defined(KS_WITH_OPENSSL)
+  return openssl_signing_key(mbedtls_from_pem(pem));
+#else
+  return mbedtls_from_pem(pem);
+#endif
+}
+
+std::unique_ptr<SigningKey> mbedtls_generate(Alg alg, Random& rng) {
   auto key = std::make_unique<PkKey>();
   mbedtls_pk_context* pk = key->priv();
   if (alg == Alg::RS256) {
@@ -262,7 +287,7 @@ std::unique_ptr<SigningKey> SigningKey::generate(Alg alg, Random& rng) {
   return key;
 }
 
-std::unique_ptr<SigningKey> SigningKey::from_pem(std::string_view pem) {
+std::unique_ptr<SigningKey> mbedtls_from_pem(std::string_view pem) {
   if (pem.find("-----BEGIN") == std::string_view::npos) {
     throw std::invalid_argument("crypto: not a PEM private key");
   }
