@@ -4,9 +4,8 @@
 namespace ks {
 namespace {
 
-http::Response discovery(Ctx& ctx) {
-  const std::string& iss = ctx.issuer;
-  Json doc = {
+Json discovery_document(const std::string& iss) {
+  return {
       {"issuer", iss},
       {"authorization_endpoint", iss + "authorize"},
       {"token_endpoint", iss + "oauth/token"},
@@ -36,17 +35,46 @@ http::Response discovery(Ctx& ctx) {
       {"request_uri_parameter_supported", false},
       {"request_parameter_supported", false},
   };
-  auto r = http::Response::json(200, doc);
+}
+
+http::Response public_json(std::string body) {
+  http::Response r;
+  r.status = 200;
+  r.body = std::move(body);
+  r.set_header("content-type", "application/json");
   r.set_header("cache-control", "public, max-age=300");
   r.set_header("access-control-allow-origin", "*");
   return r;
 }
 
+// The document depends on the issuer the tenant was reached by (custom domain, subdomain, path).
+http::Response discovery(Ctx& ctx) {
+  auto body = ctx.state->memo<std::string>("discovery\n" + ctx.issuer, [&] {
+    return std::make_shared<const std::string>(discovery_document(ctx.issuer).dump());
+  });
+  return public_json(*body);
+}
+
+// Kept until the state changes (a rotation or revocation writes a key) or a previous key's
+// retirement time passes.
+struct CachedJwks {
+  std::string body;
+  int64_t valid_until;
+};
+
 http::Response jwks(Ctx& ctx) {
-  auto r = http::Response::json(200, ctx.e.keys().jwks(ctx.tenant));
-  r.set_header("cache-control", "public, max-age=300");
-  r.set_header("access-control-allow-origin", "*");
-  return r;
+  const int64_t now = ctx.e.clock().now();
+  auto make = [&] {
+    int64_t until = 0;
+    Json keys = ctx.e.keys().jwks(ctx.tenant, &until);
+    return std::make_shared<const CachedJwks>(CachedJwks{keys.dump(), until});
+  };
+  auto cached = ctx.state->memo<CachedJwks>("jwks", make);
+  if (now >= cached->valid_until) {
+    cached = make();
+    ctx.state->remember("jwks", cached);
+  }
+  return public_json(cached->body);
 }
 
 }  // namespace

@@ -145,7 +145,7 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
   const std::string dialect = api ? api->value("token_dialect", "access_token") : "";
   if (rbac && (dialect == "access_token_authz" || dialect == "rfc9068_profile_authz"))
     at["permissions"] = permissions;
-  const std::string access_token = sign_token(e, ctx.tenant, at, "at+jwt");
+  const std::string access_token = sign_token(ctx, at, "at+jwt");
 
   Json body = {{"access_token", access_token},
                {"token_type", "Bearer"},
@@ -172,7 +172,7 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
       id["org_id"] = grant.org_id;
       id["org_name"] = grant.org_name;
     }
-    body["id_token"] = sign_token(e, ctx.tenant, id, "JWT");
+    body["id_token"] = sign_token(ctx, id, "JWT");
   }
 
   const bool offline = has_scope(scope, "offline_access") &&

@@ -1,5 +1,7 @@
 #include "core/oidc/keyring.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include "core/engine_impl.h"
@@ -99,13 +101,18 @@ std::vector<Json> KeyRing::records(std::string_view tenant) {
   return recs;
 }
 
-Json KeyRing::jwks(std::string_view tenant) {
+Json KeyRing::jwks(std::string_view tenant, int64_t* valid_until) {
   signing_key(tenant);  // a tenant always publishes at least its current key
   const int64_t now = e_.clock().now();
+  int64_t until = std::numeric_limits<int64_t>::max();
   Json keys = Json::array();
-  for (const auto& rec : records(tenant))
-    if (published(rec, now))
-      keys.push_back(load(tenant, rec)->public_jwk(rec.at("kid").get<std::string>()));
+  for (const auto& rec : records(tenant)) {
+    if (!published(rec, now)) continue;
+    keys.push_back(load(tenant, rec)->public_jwk(rec.at("kid").get<std::string>()));
+    if (rec.value("status", "") == "previous")
+      until = std::min(until, rec.value("retire_at", until));
+  }
+  if (valid_until) *valid_until = until;
   return {{"keys", keys}};
 }
 

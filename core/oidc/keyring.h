@@ -39,8 +39,9 @@ class KeyRing {
   // A published (current, next or previous) key by kid, or nullptr.
   std::shared_ptr<const crypto::SigningKey> verification_key(std::string_view tenant,
                                                              std::string_view kid);
-  // {"keys":[...]} with every published key of the tenant.
-  Json jwks(std::string_view tenant);
+  // {"keys":[...]} with every published key of the tenant; *valid_until (when given): the time
+  // (seconds) at which a published key stops being published, or INT64_MAX.
+  Json jwks(std::string_view tenant, int64_t* valid_until = nullptr);
   // Drops cached keys of a deleted tenant.
   void forget(std::string_view tenant);
 

@@ -8,10 +8,9 @@
 
 namespace ks::oidc {
 
-// Signs claims with the tenant's current key. typ is "JWT" for ID tokens, "at+jwt" for access
-// tokens.
-std::string sign_token(EngineImpl& e, std::string_view tenant, const Json& claims,
-                       std::string_view typ);
+// Signs claims with the request tenant's current key. typ is "JWT" for ID tokens, "at+jwt" for
+// access tokens.
+std::string sign_token(Ctx& ctx, const Json& claims, std::string_view typ);
 
 // Client authentication at the token endpoint (client_secret_basic or client_secret_post).
 // Returns the client record or throws an OAuth error response via OAuthError.

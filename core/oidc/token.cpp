@@ -11,10 +11,12 @@
 
 namespace ks::oidc {
 
-std::string sign_token(EngineImpl& e, std::string_view tenant, const Json& claims,
-                       std::string_view typ) {
-  auto key = e.keys().signing_key(tenant);
-  return crypto::jws_sign(*key.key, key.kid, claims, e.rng(), {{"typ", std::string(typ)}});
+std::string sign_token(Ctx& ctx, const Json& claims, std::string_view typ) {
+  // The current key changes only by a write of a key (rotation), which makes a new state.
+  auto key = ctx.state->memo<ActiveKey>("signing_key", [&] {
+    return std::make_shared<const ActiveKey>(ctx.e.keys().signing_key(ctx.tenant));
+  });
+  return crypto::jws_sign(*key->key, key->kid, claims, ctx.e.rng(), {{"typ", std::string(typ)}});
 }
 
 std::optional<std::string> client_secret(EngineImpl& e, std::string_view tenant,
@@ -53,17 +55,25 @@ ClientAuth authenticate_client(Ctx& ctx, const http::Params& form) {
     }
   }
   if (id.empty()) throw OAuthError{401, "invalid_client", "Client authentication is required"};
-  std::optional<Json> client;
-  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto r = tx.get("client", id)) client = std::move(r->data);
+  // A client and its opened secret, kept with the tenant's state (a client write makes a new one).
+  struct KnownClient {
+    Json client;
+    std::optional<std::string> secret;
+  };
+  auto known = ctx.state->memo<KnownClient>("client\n" + id, [&] {
+    std::shared_ptr<const KnownClient> out;
+    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+      if (auto r = tx.get("client", id)) {
+        auto secret = client_secret(ctx.e, ctx.tenant, r->data);
+        out = std::make_shared<const KnownClient>(KnownClient{std::move(r->data), secret});
+      }
+    });
+    return out;
   });
-  if (!client) throw OAuthError{401, "invalid_client", "Unknown client or invalid credentials"};
-  if (method != "none") {
-    auto stored = client_secret(ctx.e, ctx.tenant, *client);
-    if (!stored || !crypto::constant_time_equal(*stored, secret))
-      throw OAuthError{401, "invalid_client", "Unknown client or invalid credentials"};
-  }
-  return {std::move(*client), method};
+  if (!known) throw OAuthError{401, "invalid_client", "Unknown client or invalid credentials"};
+  if (method != "none" && (!known->secret || !crypto::constant_time_equal(*known->secret, secret)))
+    throw OAuthError{401, "invalid_client", "Unknown client or invalid credentials"};
+  return {known->client, method};
 }
 
 namespace {
@@ -100,11 +110,24 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
                      "No audience parameter was provided, and no default audience has been "
                      "configured"};
 
-  std::optional<Json> api, grant;
-  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-    if (auto r = tx.find("resource_server", audience)) api = std::move(r->data);
-    if (auto g = tx.find("client_grant", client_id + "\n" + audience)) grant = std::move(g->data);
+  // The API and the client's grant to it, kept with the tenant's state when both exist.
+  struct Granted {
+    std::optional<Json> api, grant;
+  };
+  std::shared_ptr<const Granted> missing;  // what was read when not both exist
+  auto kept = ctx.state->memo<Granted>("grant\n" + client_id + "\n" + audience, [&] {
+    auto g = std::make_shared<Granted>();
+    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+      if (auto r = tx.find("resource_server", audience)) g->api = std::move(r->data);
+      if (auto r = tx.find("client_grant", client_id + "\n" + audience))
+        g->grant = std::move(r->data);
+    });
+    if (g->api && g->grant) return std::shared_ptr<const Granted>(std::move(g));
+    missing = std::move(g);
+    return std::shared_ptr<const Granted>();
   });
+  const std::optional<Json>& api = kept ? kept->api : missing->api;
+  const std::optional<Json>& grant = kept ? kept->grant : missing->grant;
   if (!api) throw OAuthError{403, "access_denied", "Service not found: " + audience};
   if (!grant)
     throw OAuthError{403, "access_denied",
@@ -138,7 +161,7 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
                  {"jti", ctx.e.rng().token(16)},
                  {"gty", "client-credentials"},
                  {"tenant_id", ctx.tenant}};
-  Json body = {{"access_token", sign_token(ctx.e, ctx.tenant, claims, "at+jwt")},
+  Json body = {{"access_token", sign_token(ctx, claims, "at+jwt")},
                {"token_type", "Bearer"},
                {"expires_in", lifetime}};
   if (!scope.empty()) body["scope"] = scope;

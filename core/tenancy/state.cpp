@@ -17,6 +17,15 @@ const store::Record* PlatformState::connection(std::string_view name) const {
   return nullptr;
 }
 
+void TenantState::remember(const std::string& key, std::shared_ptr<const void> value) const {
+  std::lock_guard lock(memo_mu_);
+  if (auto it = memos_.find(key); it != memos_.end()) {
+    it->second = std::move(value);
+  } else if (memos_.size() < kMaxMemos) {
+    memos_.emplace(key, std::move(value));
+  }
+}
+
 std::shared_ptr<const PlatformState> TenantStateCache::platform_at(store::Tx& cp, int64_t version) {
   {
     std::lock_guard lock(platform_mu_);
@@ -42,9 +51,16 @@ std::shared_ptr<const PlatformState> TenantStateCache::platform_at(store::Tx& cp
 
 std::shared_ptr<const TenantState> TenantStateCache::get(std::string_view tenant) {
   std::shared_ptr<const TenantState> out;
-  e_.store().read(e_.cfg().control_plane_id, [&](store::Tx& cp) {
+  const std::string& cp_id = e_.cfg().control_plane_id;
+  const bool control_plane = tenant == cp_id;
+  // Begun on the tenant (the store re-routes it if another process moved it meanwhile); the
+  // control plane, which never moves, joins. An unknown tenant reads the shared database.
+  e_.store().read(tenant, [&](store::Tx& own_tx) {
+    store::Tx& cp = control_plane ? own_tx : own_tx.scope(cp_id);
     const int64_t version = cp.state_version();
-    if (auto hit = entries_.get(tenant); hit && (*hit)->platform->version == version) {
+    const int64_t own = control_plane ? version : own_tx.state_version();
+    auto hit = entries_.get(tenant);
+    if (hit && (*hit)->platform->version == version && (*hit)->own_version == own) {
       out = *hit;
       return;
     }
@@ -54,7 +70,8 @@ std::shared_ptr<const TenantState> TenantStateCache::get(std::string_view tenant
     if (!rec) return;
     auto s = std::make_shared<TenantState>();
     s->id = std::string(tenant);
-    s->control_plane = tenant == cp.tenant();
+    s->control_plane = control_plane;
+    s->own_version = own;
     s->record = std::move(rec->data);
     s->platform = platform_at(cp, version);
     s->settings = effective_settings_of(s->record.value("settings", Json::object()),

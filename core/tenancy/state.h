@@ -3,11 +3,11 @@
 // and what a child inherits from the control plane (its settings, fallback client, connections) —
 // read once and cached, with bounded memory, however many tenants there are.
 //
-// Invalidation is by version, not by time: the store raises the control plane's state version
-// with every write of a tenant record, client, connection, … (store.h kStateKinds), whichever
+// Invalidation is by version, not by time: the store raises a tenant's state version with every
+// write of its tenant record, clients, connections, keys, … (store.h kStateKinds), whichever
 // process writes (this server, the `keystead` CLI, another server on the same files). A lookup
-// reads that one integer and reuses the cached state while it is unchanged; so a request always
-// sees every write committed before it began.
+// reads two integers (the control plane's version and the tenant's) and reuses the cached state
+// while they are unchanged; so a request always sees every write committed before it began.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -49,12 +49,37 @@ struct PlatformState {
 struct TenantState {
   std::string id;
   bool control_plane = false;
-  Json record;    // the stored tenant record (status, friendly_name, custom_domains, settings …)
-  Json settings;  // effective settings (tenancy::effective_settings_of)
+  int64_t own_version = 0;  // the tenant's own state version (its clients, keys, APIs, grants …)
+  Json record;              // the stored tenant record (status, friendly_name, custom_domains …)
+  Json settings;            // effective settings (tenancy::effective_settings_of)
   std::shared_ptr<const PlatformState> platform;
 
   std::string status() const { return record.value("status", "active"); }
   std::string friendly_name() const { return record.value("friendly_name", id); }
+
+  // Values derived from the tenant's own state (its JWKS, current signing key, clients …),
+  // computed on first use and kept with this state: a state write makes a new TenantState, so
+  // they never outlive what they were derived from. At most kMaxMemos per tenant; beyond that
+  // they are computed and not kept. `make` runs outside any lock and may return nullptr
+  // (nothing to keep: e.g. an unknown client).
+  static constexpr size_t kMaxMemos = 8;
+  template <typename T, typename Make>
+  std::shared_ptr<const T> memo(const std::string& key, Make&& make) const {
+    {
+      std::lock_guard lock(memo_mu_);
+      if (auto it = memos_.find(key); it != memos_.end())
+        return std::static_pointer_cast<const T>(it->second);
+    }
+    std::shared_ptr<const T> value = make();
+    if (value) remember(key, value);
+    return value;
+  }
+  // Replaces a kept value (one that went stale with time, such as a JWKS past a key's retirement).
+  void remember(const std::string& key, std::shared_ptr<const void> value) const;
+
+ private:
+  mutable std::mutex memo_mu_;
+  mutable std::map<std::string, std::shared_ptr<const void>, std::less<>> memos_;
 };
 
 class TenantStateCache {
@@ -65,9 +90,9 @@ class TenantStateCache {
   explicit TenantStateCache(EngineImpl& e, size_t capacity = kCachedTenants)
       : e_(e), entries_(capacity) {}
 
-  // The tenant's current state; nullptr if there is no such tenant. Reads the control plane's
-  // state version, and the state itself only when that changed or the tenant is not cached. Not
-  // to be called inside a transaction (it runs its own).
+  // The tenant's current state; nullptr if there is no such tenant. Reads the state versions of
+  // the control plane and of the tenant, and the state itself only when one changed or the tenant
+  // is not cached. Not to be called inside a transaction (it runs its own).
   std::shared_ptr<const TenantState> get(std::string_view tenant);
 
   // For tests and metrics: how many states were read from the store, and how many are cached.

@@ -90,7 +90,7 @@ constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
 std::string state_version_triggers() {
   constexpr const char* kKinds =
       "('tenant', 'custom_domain', 'client', 'connection', 'resource_server', 'signing_key', "
-      "'email_provider', 'branding')";
+      "'email_provider', 'branding', 'client_grant')";
   struct Event {
     const char* name;
     const char* row;

@@ -418,7 +418,9 @@ TEST_F(Federated, BadIdTokensAreRefused) {
       auto jws = ks::crypto::jws_parse(id_token);
       Json claims = jws->payload;
       change(claims);
-      return ks::oidc::sign_token(upstream_->impl(), "idp", claims, "JWT");
+      auto key = upstream_->impl().keys().signing_key("idp");
+      return ks::crypto::jws_sign(*key.key, key.kid, claims, upstream_->impl().rng(),
+                                  {{"typ", "JWT"}});
     };
   };
   std::vector<std::pair<std::string, std::function<std::string(const std::string&)>>> cases = {

@@ -67,12 +67,54 @@ TEST_F(StateCache, ReadOncePerVersionAndRefreshedByAnyStateWrite) {
 TEST_F(StateCache, RequestsOfACachedTenantReadNoState) {
   create("acme");
   ASSERT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 200);
+  // The first JWKS generates the tenant's keys: a write of its state, read again by the next.
+  ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
+  ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
   const size_t loaded = loads();
   for (int i = 0; i < 20; ++i) {
     ASSERT_EQ(call("GET", "/t/acme/.well-known/openid-configuration").status, 200);
     ASSERT_EQ(call("GET", "/t/acme/.well-known/jwks.json").status, 200);
   }
   EXPECT_EQ(loads(), loaded);
+}
+
+// Values kept with a state (JWKS, signing key, clients and their secrets, grants) follow every
+// write at once: a write makes a new state.
+TEST_F(StateCache, KeptValuesFollowEveryWrite) {
+  create("acme");
+  Json client = body(manage("acme", "POST", "/clients",
+                            {{"name", "svc"}, {"grant_types", {"client_credentials"}}}));
+  const std::string id = client["client_id"], secret = client["client_secret"];
+  Json grant = body(manage(
+      "acme", "POST", "/client-grants",
+      {{"client_id", id}, {"audience", "urn:keystead:management"}, {"scope", {"read:users"}}}));
+  token("/t/acme", id, secret);
+  const std::string jwks = call("GET", "/t/acme/.well-known/jwks.json").body;
+  EXPECT_EQ(call("GET", "/t/acme/.well-known/jwks.json").body, jwks);
+
+  // A new secret: the old one is refused by the very next request.
+  Json rotated = body(manage("acme", "POST", "/clients/" + id + "/rotate-secret"));
+  const std::string form = "grant_type=client_credentials&audience=urn%3Akeystead%3Amanagement";
+  EXPECT_EQ(
+      call("POST", "/t/acme/oauth/token", form + "&client_id=" + id + "&client_secret=" + secret,
+           "", "application/x-www-form-urlencoded")
+          .status,
+      401);
+  token("/t/acme", id, rotated["client_secret"]);
+
+  // A key rotation shows in the JWKS at once, and new tokens carry the new kid.
+  ASSERT_EQ(manage("acme", "POST", "/keys/signing/rotate").status, 201);
+  EXPECT_NE(call("GET", "/t/acme/.well-known/jwks.json").body, jwks);
+
+  // A deleted grant stops the next token.
+  ASSERT_EQ(manage("acme", "DELETE", "/client-grants/" + grant["id"].get<std::string>()).status,
+            204);
+  EXPECT_EQ(call("POST", "/t/acme/oauth/token",
+                 form + "&client_id=" + id +
+                     "&client_secret=" + rotated["client_secret"].get<std::string>(),
+                 "", "application/x-www-form-urlencoded")
+                .status,
+            403);
 }
 
 TEST_F(StateCache, ChildrenShareOneReadOfTheControlPlane) {
