@@ -69,12 +69,7 @@ http::Response jwks(Ctx& ctx) {
     Json keys = ctx.e.keys().jwks(ctx.tenant, &until);
     return std::make_shared<const CachedJwks>(CachedJwks{keys.dump(), until});
   };
-  auto cached = ctx.state->memo<CachedJwks>("jwks", make);
-  if (now >= cached->valid_until) {
-    cached = make();
-    ctx.state->remember("jwks", cached);
-  }
-  return public_json(cached->body);
+  return public_json(ctx.state->memo_until<CachedJwks>("jwks", now, make)->body);
 }
 
 }  // namespace

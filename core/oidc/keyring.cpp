@@ -82,13 +82,17 @@ ActiveKey KeyRing::signing_key(std::string_view tenant) {
 }
 
 std::shared_ptr<const crypto::SigningKey> KeyRing::verification_key(std::string_view tenant,
-                                                                    std::string_view kid) {
+                                                                    std::string_view kid,
+                                                                    int64_t* valid_until) {
   // Cached material is immutable, but the key may have been revoked: always check its status.
   std::optional<Json> rec;
   e_.store().read(tenant, [&](store::Tx& tx) {
     if (auto r = tx.get(kSigningKeyKind, kid)) rec = std::move(r->data);
   });
   if (!rec || !published(*rec, e_.clock().now())) return nullptr;
+  if (valid_until)
+    *valid_until = rec->value("status", "") == "previous" ? rec->value("retire_at", int64_t{0})
+                                                          : std::numeric_limits<int64_t>::max();
   return load(tenant, *rec);
 }
 

@@ -36,9 +36,11 @@ class KeyRing {
 
   // The tenant's current signing key, generated on first use.
   ActiveKey signing_key(std::string_view tenant);
-  // A published (current, next or previous) key by kid, or nullptr.
+  // A published (current, next or previous) key by kid, or nullptr. *valid_until (when given):
+  // the time (seconds) it stops being published unless the key is written, or INT64_MAX.
   std::shared_ptr<const crypto::SigningKey> verification_key(std::string_view tenant,
-                                                             std::string_view kid);
+                                                             std::string_view kid,
+                                                             int64_t* valid_until = nullptr);
   // {"keys":[...]} with every published key of the tenant; *valid_until (when given): the time
   // (seconds) at which a published key stops being published, or INT64_MAX.
   Json jwks(std::string_view tenant, int64_t* valid_until = nullptr);

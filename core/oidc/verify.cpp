@@ -37,11 +37,25 @@ std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std
     return fail("Invalid token: issued by another tenant");
   auto iss_tenant = e.resolver().tenant_of_issuer(c["iss"].get<std::string>());
   if (!iss_tenant || *iss_tenant != issuing) return fail("Invalid token: issuer mismatch");
-  if (!e.tenants().state(issuing)) return fail("Invalid token: unknown issuer");
-  auto key = e.keys().verification_key(issuing, h["kid"].get<std::string>());
+  auto state = e.tenants().state(issuing);
+  if (!state) return fail("Invalid token: unknown issuer");
+  // Kept with the issuer's state (a rotation or revocation writes a key, making a new state)
+  // until a previous key's retirement time.
+  struct Published {
+    std::shared_ptr<const crypto::SigningKey> key;
+    int64_t valid_until;
+  };
+  const std::string kid = h["kid"].get<std::string>();
+  const int64_t now = e.clock().now();
+  auto lookup = [&] {
+    Published p{nullptr, 0};
+    p.key = e.keys().verification_key(issuing, kid, &p.valid_until);
+    return p.key ? std::make_shared<const Published>(std::move(p)) : nullptr;
+  };
+  auto published = state->memo_until<Published>("verification_key\n" + kid, now, lookup);
+  const auto* key = published ? published->key.get() : nullptr;
   if (!key || key->alg() != *alg || !key->verify(jws->signing_input, jws->signature))
     return fail("Invalid token: signature verification failed");
-  const int64_t now = e.clock().now();
   if (opts.check_expiry) {
     if (!c.contains("exp") || !c["exp"].is_number() || c["exp"].get<int64_t>() <= now)
       return fail("Expired token");

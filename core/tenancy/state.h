@@ -62,7 +62,7 @@ struct TenantState {
   // they never outlive what they were derived from. At most kMaxMemos per tenant; beyond that
   // they are computed and not kept. `make` runs outside any lock and may return nullptr
   // (nothing to keep: e.g. an unknown client).
-  static constexpr size_t kMaxMemos = 8;
+  static constexpr size_t kMaxMemos = 16;
   template <typename T, typename Make>
   std::shared_ptr<const T> memo(const std::string& key, Make&& make) const {
     {
@@ -72,6 +72,17 @@ struct TenantState {
     }
     std::shared_ptr<const T> value = make();
     if (value) remember(key, value);
+    return value;
+  }
+  // memo() for a value that also goes stale at a time: T has an `int64_t valid_until` (seconds;
+  // e.g. when a previous signing key stops being published). `now` in seconds.
+  template <typename T, typename Make>
+  std::shared_ptr<const T> memo_until(const std::string& key, int64_t now, Make&& make) const {
+    std::shared_ptr<const T> value = memo<T>(key, make);
+    if (value && now >= value->valid_until) {
+      value = make();
+      if (value) remember(key, value);
+    }
     return value;
   }
   // Replaces a kept value (one that went stale with time, such as a JWKS past a key's retirement).
