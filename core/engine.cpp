@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -291,7 +292,21 @@ std::unique_ptr<Engine> Engine::open(const Config& config, Deps deps) {
 
 http::Response Engine::handle(const http::Request& request) { return impl_->handle(request); }
 
-bool Engine::is_inline(const http::Request& request) const { return request.path == "/healthz"; }
+std::optional<http::Response> Engine::handle_inline(const http::Request& request) {
+  if (request.path == "/healthz") return impl_->handle(request);
+  constexpr std::string_view kDocuments[] = {"/.well-known/openid-configuration",
+                                             "/.well-known/jwks.json"};
+  if (request.method != "GET" ||
+      std::none_of(std::begin(kDocuments), std::end(kDocuments),
+                   [&](std::string_view d) { return request.path.ends_with(d); }))
+    return std::nullopt;
+  tenancy::CachedOnly cached_only;
+  try {
+    return impl_->handle(request);
+  } catch (const tenancy::NotCached&) {
+    return std::nullopt;
+  }
+}
 
 http::Response Engine::manage(std::string_view tenant, std::string_view method,
                               std::string_view path, const Json& body, std::string_view query) {

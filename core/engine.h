@@ -2,6 +2,7 @@
 // The composition root. Engine::handle is the whole HTTP surface of Keystead: the server, the C
 // ABI and the tests all drive the same code through it.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/clock.h"
@@ -38,9 +39,10 @@ class Engine {
   // Thread-safe. May block (database, password hashing, RSA signing): call it off event loops.
   http::Response handle(const http::Request& request);
 
-  // True if `request` is cheap and non-blocking enough to answer on an event loop
-  // (health checks, discovery and JWKS served from memory).
-  bool is_inline(const http::Request& request) const;
+  // The response to `request` when it is cheap and non-blocking enough to give on an event loop:
+  // a health check, or a discovery or JWKS document already in memory (one indexed read confirms
+  // it is current). nullopt otherwise, having done nothing: call handle() off the loop.
+  std::optional<http::Response> handle_inline(const http::Request& request);
 
   // Runs a Management API v2 call on `tenant` with system authority (no token), through the
   // same handlers and validation as HTTP. `path` is below /api/v2, e.g. "/tenants" or

@@ -269,14 +269,14 @@ void Connection::dispatch() {
   request.request_id = ctx_.new_request_id();
   keep_alive_ = parser_.keep_alive();
 
-  bool run_inline = false;
+  std::optional<http::Response> quick;
   try {
-    run_inline = ctx_.engine.is_inline(request);
+    quick = ctx_.engine.handle_inline(request);
   } catch (...) {
-    run_inline = false;
+    quick.reset();  // the worker thread answers, or reports the error
   }
-  if (run_inline) {
-    respond(handle_safely(ctx_.engine, request));
+  if (quick) {
+    respond(std::move(*quick));
     return;
   }
   ref();

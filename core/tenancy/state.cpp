@@ -6,6 +6,8 @@
 
 namespace ks::tenancy {
 
+thread_local bool CachedOnly::active_ = false;
+
 const store::Record* PlatformState::first_of_strategy(std::string_view strategy) const {
   auto it = first_by_strategy.find(strategy);
   return it == first_by_strategy.end() ? nullptr : &connections[it->second];
@@ -64,6 +66,7 @@ std::shared_ptr<const TenantState> TenantStateCache::get(std::string_view tenant
       out = *hit;
       return;
     }
+    CachedOnly::check();
     // The tenant record and the control plane's state are read in this one snapshot, so the
     // state is exactly that of `version`.
     auto rec = cp.get(kTenantKind, tenant);

@@ -28,6 +28,27 @@ class EngineImpl;
 
 namespace ks::tenancy {
 
+// While a CachedOnly lives on a thread, computing what is not cached — loading a tenant's state,
+// making a memo — throws NotCached instead (Engine::handle_inline: event loops answer only from
+// memory and leave the rest to worker threads). NotCached is not a std::exception, so no
+// handler's error mapping turns it into a response.
+struct NotCached {};
+class CachedOnly {
+ public:
+  CachedOnly() : previous_(active_) { active_ = true; }
+  ~CachedOnly() { active_ = previous_; }
+  CachedOnly(const CachedOnly&) = delete;
+  CachedOnly& operator=(const CachedOnly&) = delete;
+  // Throws NotCached when a CachedOnly is active on this thread.
+  static void check() {
+    if (active_) throw NotCached{};
+  }
+
+ private:
+  bool previous_;
+  static thread_local bool active_;
+};
+
 // What every child inherits from the control plane, read once per control-plane version and
 // shared by all children's states.
 struct PlatformState {
@@ -70,6 +91,7 @@ struct TenantState {
       if (auto it = memos_.find(key); it != memos_.end())
         return std::static_pointer_cast<const T>(it->second);
     }
+    CachedOnly::check();
     std::shared_ptr<const T> value = make();
     if (value) remember(key, value);
     return value;
@@ -80,6 +102,7 @@ struct TenantState {
   std::shared_ptr<const T> memo_until(const std::string& key, int64_t now, Make&& make) const {
     std::shared_ptr<const T> value = memo<T>(key, make);
     if (value && now >= value->valid_until) {
+      CachedOnly::check();
       value = make();
       if (value) remember(key, value);
     }

@@ -117,6 +117,62 @@ TEST_F(StateCache, KeptValuesFollowEveryWrite) {
             403);
 }
 
+// Event loops answer discovery and JWKS only from memory (Engine::handle_inline): anything that
+// would load, compute or generate goes to a worker thread — nullopt, with nothing done.
+TEST_F(StateCache, InlineAnswersComeOnlyFromMemory) {
+  create("acme");
+  auto get = [](const std::string& target) {
+    ks::http::Request r;
+    r.method = "GET";
+    r.set_target(target);
+    r.add_header("host", "id.test");
+    return r;
+  };
+  auto keys_of_acme = [&] {
+    size_t n = 0;
+    impl().store().read("acme", [&](ks::store::Tx& tx) { n = tx.count("signing_key"); });
+    return n;
+  };
+  const auto jwks = get("/t/acme/.well-known/jwks.json");
+  const auto discovery = get("/t/acme/.well-known/openid-configuration");
+  EXPECT_FALSE(engine_->handle_inline(jwks)) << "keys are generated off the loop";
+  EXPECT_EQ(keys_of_acme(), 0u);
+  EXPECT_FALSE(engine_->handle_inline(discovery));
+  ASSERT_EQ(engine_->handle(jwks).status, 200);  // generates the keys
+  EXPECT_EQ(keys_of_acme(), 2u);
+  EXPECT_FALSE(engine_->handle_inline(jwks)) << "the key write made a new state, not loaded yet";
+  const std::string body = engine_->handle(jwks).body;
+  auto inline_jwks = engine_->handle_inline(jwks);
+  ASSERT_TRUE(inline_jwks);
+  EXPECT_EQ(inline_jwks->status, 200);
+  EXPECT_EQ(inline_jwks->body, body);
+  ASSERT_EQ(engine_->handle(discovery).status, 200);
+  auto inline_discovery = engine_->handle_inline(discovery);
+  ASSERT_TRUE(inline_discovery);
+  EXPECT_EQ(inline_discovery->body, engine_->handle(discovery).body);
+
+  // A state write: the next inline attempt does not load the new state.
+  ASSERT_EQ(manage("acme", "PATCH", "/tenants/settings", {{"friendly_name", "Acme"}}).status, 200);
+  const size_t loaded = loads();
+  EXPECT_FALSE(engine_->handle_inline(discovery));
+  EXPECT_EQ(loads(), loaded);
+  // A suspended tenant's answer (403) is given from memory like any other.
+  ASSERT_EQ(manage(kCp, "POST", "/tenants/acme/suspend").status, 200);
+  ASSERT_EQ(engine_->handle(discovery).status, 403);
+  auto suspended = engine_->handle_inline(discovery);
+  ASSERT_TRUE(suspended);
+  EXPECT_EQ(suspended->status, 403);
+
+  // Only GETs of the two documents, and health checks.
+  auto post = discovery;
+  post.method = "POST";
+  EXPECT_FALSE(engine_->handle_inline(post));
+  EXPECT_FALSE(engine_->handle_inline(get("/t/acme/authorize?client_id=x")));
+  auto health = engine_->handle_inline(get("/healthz"));
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(StateCache, ChildrenShareOneReadOfTheControlPlane) {
   for (const char* id : {"a1", "a2", "a3"}) create(id);
   auto a1 = tenants().state("a1"), a2 = tenants().state("a2"), a3 = tenants().state("a3");
