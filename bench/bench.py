@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -70,6 +71,29 @@ def rss_kb(pid):
     except OSError:
         pass
     return 0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def self_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 class NotMeasured(Exception):
@@ -126,6 +150,9 @@ class Process:
 
     def rss_mb(self):
         return sum(rss_kb(p) for p in self.pids()) / 1024.0
+
+    def cpu(self):
+        return sum(cpu_s(p) for p in self.pids())
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -330,8 +357,9 @@ def bulk(port, items, job, conns=8):
 # wrk
 # --------------------------------------------------------------------------------------------
 
-def run_wrk(url, duration, conns=CONNS, env=None, timeout_s=30):
-    """One wrk run with bench/wrk/bench.lua; returns its BENCH_JSON numbers plus "rate"."""
+def run_wrk(url, duration, conns=CONNS, env=None, timeout_s=30, server=None):
+    """One wrk run with bench/wrk/bench.lua; returns its BENCH_JSON numbers plus "rate" and,
+    with `server`, the cores the server and wrk used on average ("server_cores", "wrk_cores")."""
     cmd = ["wrk", "-t", str(min(WRK_THREADS, conns)), "-c", str(conns), "-d", f"{duration}s",
            "--timeout", f"{timeout_s}s", "-s", WRK_SCRIPT, url]
     e = dict(os.environ)
@@ -339,14 +367,22 @@ def run_wrk(url, duration, conns=CONNS, env=None, timeout_s=30):
         if k.startswith("BENCH_"):
             del e[k]
     e.update(env or {})
+    wrk_cpu0 = children_cpu_s()
+    srv_cpu0 = server.cpu() if server is not None else 0.0
     p = subprocess.run(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=duration + timeout_s + 60)
+    srv_cpu1 = server.cpu() if server is not None else 0.0
+    wrk_cpu1 = children_cpu_s()
     m = re.search(r"^BENCH_JSON (.*)$", p.stdout, re.M)
     if p.returncode != 0 or not m:
         raise RuntimeError(f"wrk failed (exit {p.returncode}): {p.stderr[-1000:]} {p.stdout[-1000:]}")
     res = json.loads(m.group(1))
     secs = res["duration_us"] / 1e6
     res["rate"] = res["requests"] / secs if secs > 0 else 0.0
+    if secs > 0:
+        res["wrk_cores"] = (wrk_cpu1 - wrk_cpu0) / secs
+        if server is not None:
+            res["server_cores"] = (srv_cpu1 - srv_cpu0) / secs
     errs = res["errors"]
     res["failed"] = errs["connect"] + errs["read"] + errs["write"] + errs["status"] + errs["timeout"]
     return res
@@ -374,6 +410,7 @@ class Row:
         self.p = None
         self.ratio_note = None        # text for the ratio column when it is not keystead/peer
         self.notes = []
+        self.tail_notes = []          # shown after the notes (CPU use)
         self.error = None             # "not measured: ..." or an error
         self.broken = False
         self.peer_applicable = True
@@ -382,7 +419,8 @@ class Row:
     def as_json(self):
         return {"scenario": self.scenario, "id": self.key, "unit": self.unit,
                 "keystead": self.k, "peer": self.p if self.peer_applicable else None,
-                "ratio": self.ratio(), "notes": self.notes, "error": self.error}
+                "ratio": self.ratio(), "notes": [n for n in self.notes + self.tail_notes if n],
+                "error": self.error}
 
     def ratio(self):
         if self.k and self.p and self.k.get("value") and self.p.get("value"):
@@ -494,7 +532,7 @@ class Bench:
 
     def measure(self, server, url, env=None, conns=CONNS, duration=None, label=""):
         """One wrk run against a server: returns the result dict with the server's RSS."""
-        res = run_wrk(url, duration or self.duration, conns=conns, env=env)
+        res = run_wrk(url, duration or self.duration, conns=conns, env=env, server=server)
         wrk_ok(res, f"{label} on {server.name}")
         res["rss_mb"] = server.rss_mb()
         return res
@@ -511,14 +549,60 @@ class Bench:
                 runs[server.name].append(self.measure(server, url, env, conns, label=row.scenario))
         for i, (server, _, _) in enumerate(targets):
             best = max(runs[server.name], key=lambda r: r["rate"])
-            entry = {"value": best["rate"], "p50_ms": best["latency_us"]["p50"] / 1000,
-                     "p99_ms": best["latency_us"]["p99"] / 1000, "rss_mb": best["rss_mb"],
-                     "rounds": runs[server.name]}
+            entry = entry_of(best, runs[server.name])
             if i == 0:
                 row.k = entry
             else:
                 row.p = entry
+        self.profile(row, *targets[0], conns=conns)
+        if row.k.get("server_cores") and row.p.get("server_cores"):
+            kc, pc = row.k["server_cores"], row.p["server_cores"]
+            k_eff, p_eff = row.k["value"] / kc, row.p["value"] / pc
+            row.k["per_cpu_ratio"] = k_eff / p_eff
+            row.tail_notes.append(
+                f"CPU in the best runs: Keystead {kc:.2f} cores ({k_eff:,.0f} per CPU-second), "
+                f"peer {pc:.2f} cores ({p_eff:,.0f} per CPU-second), so per CPU-second of the "
+                f"server {k_eff / p_eff:.2f}x; wrk itself used {row.k['wrk_cores']:.2f} / "
+                f"{row.p['wrk_cores']:.2f} cores of the 2.")
         return runs
+
+    def profile(self, row, server, url, env=None, conns=CONNS):
+        """With --profile: one more run of the same load while `perf record` samples Keystead
+        (cpu-clock, 499 Hz, every thread); the flat profile (self time by symbol) goes to
+        RESULTS-profiles/SCENARIO.txt. Never affects the measured numbers."""
+        if not self.args.profile or not isinstance(server, Keystead):
+            return
+        if not shutil.which("perf"):
+            row.tail_notes.append("Not profiled: perf is not installed.")
+            return
+        slug = re.sub(r"[^a-z0-9]+", "-", row.scenario.lower()).strip("-")[:70]
+        os.makedirs(self.profile_dir, exist_ok=True)
+        data = os.path.join(self.workdir, slug + ".perf.data")
+        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "-p",
+                                 str(server.proc.pid), "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            res = run_wrk(url, self.duration, conns=conns, env=env, server=server)
+        finally:
+            perf.send_signal(signal.SIGINT)
+            try:
+                perf.wait(60)
+            except subprocess.TimeoutExpired:
+                perf.kill()
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                              "--sort", "dso,symbol", "--percent-limit", "0.4"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             timeout=300).stdout
+        lines = [shorten_symbol(l) for l in rep.splitlines()
+                 if l.strip() and not l.startswith("#")][:60]
+        path = os.path.join(self.profile_dir, slug + ".txt")
+        with open(path, "w") as f:
+            f.write(f"# {row.scenario}: perf record -e cpu-clock -F 499 -p <keystead> during one "
+                    f"more {self.duration} s run ({res['rate']:,.0f}/s while sampled); self "
+                    f"time by shared object and symbol, entries >= 0.4%\n")
+            f.write("\n".join(lines) + "\n")
+        row.tail_notes.append(f"Profile: `{os.path.relpath(path, BENCH)}`.")
 
     # --- servers ----------------------------------------------------------------------------
 
@@ -630,9 +714,8 @@ class Bench:
             delay = max(cycle_ms - service_ms, 0.0)
             res = self.measure(srv, url, env={"BENCH_DELAY_MS": f"{delay:.4f}"},
                                label=row.scenario)
-            entry = {"value": res["rate"], "p50_ms": res["latency_us"]["p50"] / 1000,
-                     "p99_ms": res["latency_us"]["p99"] / 1000, "rss_mb": res["rss_mb"],
-                     "target_rate": want, "think_ms": delay, "rounds": [res]}
+            entry = entry_of(res, [res])
+            entry.update({"target_rate": want, "think_ms": delay})
             achieved.append(f"{srv.name} {res['rate']:,.0f}/s of target {want:,.0f}/s "
                             f"(think time {delay:.2f} ms)")
             if i == 0:
@@ -674,8 +757,9 @@ class Bench:
     # --- 3. password login ------------------------------------------------------------------
 
     def login_scenario(self):
-        row = self.row("authorization-code login, argon2id (4 concurrent)", "logins/s", "login",
-                       peer=False)
+        levels = [4, 8]
+        rows = [self.row(f"authorization-code login, argon2id ({n} concurrent)", "logins/s",
+                         "login", peer=False) for n in levels]
         try:
             ks = self.start_main()
             tid = "bench-login"
@@ -688,93 +772,132 @@ class Bench:
                 ks.api("POST", "/users", tenant=tid, expect=201, json={
                     "email": e, "password": PASSWORD,
                     "connection": "Username-Password-Authentication"})
+            # For the probe: a client_credentials token of the same tenant, a request that
+            # runs on the worker pool, where the password hashes run too.
+            ks.api("POST", "/resource-servers", tenant=tid, expect=201, json={
+                "name": "Probe API", "identifier": "urn:bench:probe"})
+            m2m = ks.api("POST", "/clients", tenant=tid, expect=201, json={
+                "name": "probe", "app_type": "non_interactive",
+                "grant_types": ["client_credentials"]}).json()
+            ks.api("POST", "/client-grants", tenant=tid, expect=201, json={
+                "client_id": m2m["client_id"], "audience": "urn:bench:probe", "scope": []})
+            probe_form = {"grant_type": "client_credentials", "client_id": m2m["client_id"],
+                          "client_secret": m2m["client_secret"], "audience": "urn:bench:probe"}
             params = argon2_params(ks, tid)
             hash_s = argon2_time(params)
             # Sequential logins: the latency of one login and of its password check.
             seq = [login_once(ks, tid, c, emails[i % len(emails)]) for i in range(self.login_seq)]
             seq_total = statistics.median(s["total"] for s in seq)
             seq_post = statistics.median(s["post"] for s in seq)
-            # 4 concurrent browsers for the duration, with a probe on /healthz meanwhile.
-            conc = 4
-            stop = threading.Event()
-            probe, probe_disc = [], []
-
-            def prober():
-                # /healthz is answered on the event loop itself; discovery goes the way of
-                # every other request (the worker pool), like a user's request would.
-                s = requests.Session()
-                disc = ks.url("/.well-known/openid-configuration", tid)
-                while not stop.is_set():
-                    for url, out in ((ks.url("/healthz"), probe), (disc, probe_disc)):
-                        t0 = time.perf_counter()
-                        s.get(url, timeout=30)
-                        out.append(time.perf_counter() - t0)
-                        time.sleep(0.005)
-
-            results, failures = [], []
-
-            def worker(n):
-                i = n
-                while not stop.is_set():
-                    try:
-                        results.append(login_once(ks, tid, c, emails[i % len(emails)]))
-                    except Exception as e:  # noqa: BLE001
-                        failures.append(str(e))
-                    i += conc
-
-            dur = max(self.duration, 2)
-            pt = threading.Thread(target=prober, daemon=True)
-            pt.start()
-            ws = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(conc)]
-            t0 = time.monotonic()
-            for w in ws:
-                w.start()
-            time.sleep(dur)
-            stop.set()
-            for w in ws:
-                w.join(60)
-            elapsed = time.monotonic() - t0
-            pt.join(10)
-            if failures:
-                raise RuntimeError(f"{len(failures)} logins failed, e.g. {failures[0]}")
-            if not results:
-                raise RuntimeError("no login completed")
-            rate = len(results) / elapsed
-            lat = sorted(r["total"] for r in results)
-            cores = os.cpu_count() or 1
-            limit = cores / hash_s
-            row.k = {"value": rate, "p50_ms": pct(lat, 50) * 1000, "p99_ms": pct(lat, 99) * 1000,
-                     "rss_mb": ks.rss_mb(), "logins": len(results), "seconds": elapsed,
-                     "argon2": params, "hash_ms": hash_s * 1000, "limit_per_s": limit,
-                     "sequential_login_ms": seq_total * 1000,
-                     "sequential_password_post_ms": seq_post * 1000,
-                     "probe_p99_ms": pct(sorted(probe), 99) * 1000 if probe else None,
-                     "probe_max_ms": max(probe) * 1000 if probe else None,
-                     "probe_samples": len(probe),
-                     "discovery_probe_p50_ms": pct(sorted(probe_disc), 50) * 1000 if probe_disc else None,
-                     "discovery_probe_p99_ms": pct(sorted(probe_disc), 99) * 1000 if probe_disc else None,
-                     "discovery_probe_max_ms": max(probe_disc) * 1000 if probe_disc else None}
-            row.ratio_note = f"{rate / limit:.0%} of limit"
-            row.notes.append(
-                f"Each login: GET /t/{tid}/authorize (PKCE) → GET /u/login → POST /u/login "
-                f"(email + password) → 302 with the code → POST /oauth/token (client secret + "
-                f"verifier), a fresh cookie jar per login, {conc} Python threads for "
-                f"{elapsed:.1f} s; p50/p99 are whole logins (4 requests). argon2id "
-                f"m={params['m']} KiB, t={params['t']}, p={params['p']} (read from a stored "
-                f"hash); one hash takes {hash_s * 1000:.1f} ms here (libargon2 through ctypes, "
-                f"median of 5), so the limit is {cores} cores ÷ {hash_s * 1000:.1f} ms = "
-                f"{limit:.1f} logins/s; measured {rate:.1f}/s = {rate / limit:.0%}. One login "
-                f"alone (sequential, median of {len(seq)}): {seq_total * 1000:.1f} ms, of which "
-                f"POST /u/login {seq_post * 1000:.1f} ms. Meanwhile a probe alternated, every "
-                f"5 ms, GET /healthz (answered on the event loop): p99 "
-                f"{row.k['probe_p99_ms']:.1f} ms, max {row.k['probe_max_ms']:.1f} ms "
-                f"({len(probe)} probes) and GET discovery of the tenant (through the worker pool "
-                f"like every other request): p50 {row.k['discovery_probe_p50_ms']:.1f} ms, p99 "
-                f"{row.k['discovery_probe_p99_ms']:.1f} ms, max "
-                f"{row.k['discovery_probe_max_ms']:.1f} ms. The Python load generator shares "
-                f"the 2 cores (about 4 HTTP requests per login).")
         except Exception as e:  # noqa: BLE001
-            self.fail(row, e)
+            for row in rows:
+                self.fail(row, e)
+            return
+        cores = os.cpu_count() or 1
+        limit = cores / hash_s
+        for conc, row in zip(levels, rows):
+            try:
+                stats = self.run_logins(ks, tid, c, emails, conc, probe_form)
+                rate = stats["rate"]
+                row.k = dict(stats, argon2=params, hash_ms=hash_s * 1000, limit_per_s=limit,
+                             sequential_login_ms=seq_total * 1000,
+                             sequential_password_post_ms=seq_post * 1000)
+                row.ratio_note = f"{rate / limit:.0%} of limit"
+                if conc == levels[0]:
+                    row.notes.append(
+                        f"Each login: GET /t/{tid}/authorize (PKCE) → GET /u/login → POST "
+                        f"/u/login (email + password) → 302 with the code → POST /oauth/token "
+                        f"(client secret + verifier), a fresh cookie jar per login, one Python "
+                        f"thread per concurrent login; p50/p99 are whole logins (4 requests). "
+                        f"argon2id m={params['m']} KiB, t={params['t']}, p={params['p']} (read "
+                        f"from a stored hash); one hash takes {hash_s * 1000:.1f} ms here "
+                        f"(libargon2 through ctypes, median of 5), so the limit is {cores} "
+                        f"cores ÷ {hash_s * 1000:.1f} ms = {limit:.1f} logins/s. One login alone "
+                        f"(sequential, median of {len(seq)}): {seq_total * 1000:.1f} ms, of "
+                        f"which POST /u/login {seq_post * 1000:.1f} ms.")
+                row.notes.append(
+                    f"{conc} concurrent for {stats['seconds']:.1f} s: {rate:.1f}/s = "
+                    f"{rate / limit:.0%} of the limit. CPU meanwhile: Keystead "
+                    f"{stats['server_cores']:.2f} cores ({stats['server_cores'] / rate * 1000:.1f} "
+                    f"ms per login, of which the hash is {hash_s * 1000:.1f}), the Python driver "
+                    f"and probe {stats['driver_cores']:.2f} cores. A probe alternated every 5 ms "
+                    f"between GET /healthz (answered on an event loop): p99 "
+                    f"{stats['healthz_p99_ms']:.1f} ms, max {stats['healthz_max_ms']:.1f} ms, and "
+                    f"a client_credentials token of the same tenant (worker pool, like the "
+                    f"hashes): p50 {stats['token_p50_ms']:.1f} ms, p99 "
+                    f"{stats['token_p99_ms']:.1f} ms, max {stats['token_max_ms']:.1f} ms "
+                    f"(unloaded: {stats['token_idle_ms']:.1f} ms).")
+            except Exception as e:  # noqa: BLE001
+                self.fail(row, e)
+
+    def run_logins(self, ks, tid, client, emails, conc, probe_form):
+        """`conc` browsers logging in for the duration, with a probe; returns the numbers."""
+        stop = threading.Event()
+        healthz, token = [], []
+        s0 = requests.Session()
+        idle = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            check(s0.post(ks.url("/oauth/token", tid), data=probe_form, timeout=30), 200,
+                  "probe token")
+            idle.append(time.perf_counter() - t0)
+
+        def prober():
+            s = requests.Session()
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                s.get(ks.url("/healthz"), timeout=30)
+                healthz.append(time.perf_counter() - t0)
+                time.sleep(0.005)
+                t0 = time.perf_counter()
+                r = s.post(ks.url("/oauth/token", tid), data=probe_form, timeout=30)
+                token.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    failures.append(f"probe token: {r.status_code}")
+                time.sleep(0.005)
+
+        results, failures = [], []
+
+        def worker(n):
+            i = n
+            while not stop.is_set():
+                try:
+                    results.append(login_once(ks, tid, client, emails[i % len(emails)]))
+                except Exception as e:  # noqa: BLE001
+                    failures.append(str(e))
+                i += conc
+
+        dur = max(self.duration, 2)
+        pt = threading.Thread(target=prober, daemon=True)
+        ws = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(conc)]
+        cpu0, me0 = ks.cpu(), self_cpu_s()
+        t0 = time.monotonic()
+        pt.start()
+        for w in ws:
+            w.start()
+        time.sleep(dur)
+        stop.set()
+        for w in ws:
+            w.join(60)
+        elapsed = time.monotonic() - t0
+        pt.join(10)
+        cpu1, me1 = ks.cpu(), self_cpu_s()
+        if failures:
+            raise RuntimeError(f"{len(failures)} logins failed, e.g. {failures[0]}")
+        if not results:
+            raise RuntimeError("no login completed")
+        lat = sorted(r["total"] for r in results)
+        hz, tk = sorted(healthz), sorted(token)
+        ms = 1000
+        return {"value": len(results) / elapsed, "rate": len(results) / elapsed,
+                "p50_ms": pct(lat, 50) * ms, "p99_ms": pct(lat, 99) * ms,
+                "rss_mb": ks.rss_mb(), "logins": len(results), "seconds": elapsed,
+                "concurrency": conc,
+                "server_cores": (cpu1 - cpu0) / elapsed, "driver_cores": (me1 - me0) / elapsed,
+                "healthz_p99_ms": pct(hz, 99) * ms, "healthz_max_ms": hz[-1] * ms,
+                "token_p50_ms": pct(tk, 50) * ms, "token_p99_ms": pct(tk, 99) * ms,
+                "token_max_ms": tk[-1] * ms, "token_idle_ms": statistics.median(idle) * ms,
+                "probes": len(hz) + len(tk)}
 
     # --- 4. Management API ------------------------------------------------------------------
 
@@ -887,9 +1010,9 @@ class Bench:
         runs = [self.measure(server, url, env, conns, label=row.scenario)
                 for _ in range(self.rounds)]
         best = max(runs, key=lambda r: r["rate"])
-        row.k = {"value": best["rate"], "p50_ms": best["latency_us"]["p50"] / 1000,
-                 "p99_ms": best["latency_us"]["p99"] / 1000, "rss_mb": best["rss_mb"],
-                 "rounds": runs}
+        row.k = entry_of(best, runs)
+        row.tail_notes.append(cpu_note(best))
+        self.profile(row, server, url, env, conns)
         return runs
 
     # --- 5-7. many tenants (a second Keystead with its own data dir) -----------------------
@@ -947,7 +1070,8 @@ class Bench:
             for rnd in range(self.rounds):
                 env["BENCH_UNIQUE_PREFIX"] = f"prov{rnd}-"
                 before = ks.tenant_count()
-                res = run_wrk(ks.base + "/api/v2/tenants", self.duration, conns=8, env=env)
+                res = run_wrk(ks.base + "/api/v2/tenants", self.duration, conns=8, env=env,
+                              server=ks)
                 wrk_ok(res, "provision")
                 codes = {}
                 for part in re.split(r"[;,]", res["statuses"]):
@@ -960,9 +1084,10 @@ class Bench:
                 res["rss_mb"] = ks.rss_mb()
                 runs.append(res)
             best = max(runs, key=lambda r: r["rate"])
-            row.k = {"value": best["rate"], "p50_ms": best["latency_us"]["p50"] / 1000,
-                     "p99_ms": best["latency_us"]["p99"] / 1000, "rss_mb": best["rss_mb"],
-                     "rounds": runs}
+            row.k = entry_of(best, runs)
+            row.tail_notes.append(cpu_note(best))
+            env["BENCH_UNIQUE_PREFIX"] = "profile-"
+            self.profile(row, ks, ks.base + "/api/v2/tenants", env, conns=8)
             row.notes.append(f"wrk, 8 connections, a unique id per request, {self.duration} s "
                              f"per run, best of {self.rounds} (the runs created "
                              f"{', '.join(str(r['created']) for r in runs)} tenants; every "
@@ -1094,9 +1219,9 @@ class Bench:
                 runs_m.append(self.measure(ks, ks.base + "/", env_spread, label=spread.scenario))
             for row, runs in ((single, runs_s), (spread, runs_m)):
                 best = max(runs, key=lambda r: r["rate"])
-                row.k = {"value": best["rate"], "p50_ms": best["latency_us"]["p50"] / 1000,
-                         "p99_ms": best["latency_us"]["p99"] / 1000, "rss_mb": best["rss_mb"],
-                         "rounds": runs}
+                row.k = entry_of(best, runs)
+                row.tail_notes.append(cpu_note(best))
+            self.profile(spread, ks, ks.base + "/", env_spread)
             ratio = spread.k["value"] / single.k["value"]
             spread.ratio_note = f"{ratio:.2f}x one tenant"
             single.notes.append(f"With {children:,} tenants in the process: client_credentials "
@@ -1159,6 +1284,41 @@ class Bench:
 # --------------------------------------------------------------------------------------------
 # Login helpers
 # --------------------------------------------------------------------------------------------
+
+JSON_T = ("basic_json<std::map, std::vector, std::__cxx11::basic_string<char, "
+          "std::char_traits<char>, std::allocator<char> >, bool, long, unsigned long, double, "
+          "std::allocator, nlohmann::json_abi_v3_11_2::adl_serializer, std::vector<unsigned "
+          "char, std::allocator<unsigned char> > >")
+STRING_T = "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >"
+
+
+def shorten_symbol(line):
+    """A perf report line without padding and with the longest template names abbreviated."""
+    line = re.sub(r"\s+-\s+-\s*$", "", line.rstrip())
+    line = line.replace(JSON_T, "basic_json<>").replace(STRING_T, "std::string")
+    line = line.replace("nlohmann::json_abi_v3_11_2::", "nlohmann::")
+    line = re.sub(r"  +", "  ", line)
+    return line if len(line) <= 240 else line[:237] + "..."
+
+
+def entry_of(best, runs):
+    """A table entry from a server's best wrk run (and all its runs, kept in the JSON)."""
+    e = {"value": best["rate"], "p50_ms": best["latency_us"]["p50"] / 1000,
+         "p99_ms": best["latency_us"]["p99"] / 1000, "rss_mb": best.get("rss_mb"),
+         "rounds": runs}
+    for k in ("server_cores", "wrk_cores"):
+        if k in best:
+            e[k] = best[k]
+    return e
+
+
+def cpu_note(best):
+    if not best.get("server_cores"):
+        return ""
+    return (f"CPU in the best run: Keystead {best['server_cores']:.2f} cores "
+            f"({best['rate'] / best['server_cores']:,.0f} per CPU-second), wrk "
+            f"{best.get('wrk_cores', 0):.2f} cores.")
+
 
 def pkce():
     verifier = secrets.token_urlsafe(32)
@@ -1407,26 +1567,34 @@ def verdicts(rows):
     def share(x, goal):
         return "met" if x >= goal else f"NOT met ({x / goal:.0%} of the target)"
 
+    def per_cpu(r):
+        q = r.k.get("per_cpu_ratio")
+        return f" (per CPU-second of each server: {q:.2f}x)" if q else ""
+
     def bound(x, limit):
         return "met" if x < limit else f"NOT met ({x / limit:.1f}x the bound)"
 
     for label in ("discovery", "JWKS"):
         line(f"{label} (GET", label, lambda r: (
             f"{label}: {r.ratio():.2f}x the peer (target ≥ 5x): {share(r.ratio(), 5)}"
-            if r.ratio() else f"{label}: no peer number"))
+            + per_cpu(r) if r.ratio() else f"{label}: no peer number"))
         line(f"{label} at half", f"{label} p99 at half rate", lambda r: (
             f"{label} p99 at half the peak rate: {r.k['p99_ms']:.2f} ms (target < 5 ms): "
             f"{bound(r.k['p99_ms'], 5)}"))
     for alg, goal in (("RS256", 1.5), ("ES256", 3.0)):
         line(f"client_credentials token, {alg}", f"tokens {alg}", lambda r: (
             f"token issuance {alg}: {r.ratio():.2f}x the peer (target ≥ {goal}x): "
-            f"{share(r.ratio(), goal)}" if r.ratio() else f"tokens {alg}: no peer number"))
-    line("authorization-code login", "password login", lambda r: (
-        f"password login: {r.k['value'] / r.k['limit_per_s']:.0%} of the argon2id limit "
-        f"(target ≥ 80%): {share(r.k['value'] / r.k['limit_per_s'], 0.8)}; while it ran, "
-        f"GET /healthz (event loop) answered within {r.k['probe_max_ms']:.1f} ms at most and "
-        f"discovery (worker pool) within {r.k['discovery_probe_max_ms']:.1f} ms, p99 "
-        f"{r.k['discovery_probe_p99_ms']:.1f} ms (one hash: {r.k['hash_ms']:.1f} ms)"))
+            f"{share(r.ratio(), goal)}" + per_cpu(r) if r.ratio() else
+            f"tokens {alg}: no peer number"))
+    for r in [x for x in rows if x.key == "login" and x.k]:
+        q = r.k["value"] / r.k["limit_per_s"]
+        out.append(f"password login, {r.k['concurrency']} concurrent: {q:.0%} of the argon2id "
+                   f"limit (target ≥ 80%): {share(q, 0.8)}; meanwhile GET /healthz (event loop) "
+                   f"took at most {r.k['healthz_max_ms']:.1f} ms, a client_credentials token "
+                   f"(worker pool) p99 {r.k['token_p99_ms']:.1f} ms, max "
+                   f"{r.k['token_max_ms']:.1f} ms (one hash: {r.k['hash_ms']:.1f} ms)")
+    for r in [x for x in rows if x.key == "login" and x.error]:
+        out.append(f"{r.scenario}: {r.error}")
     line("Management API: GET /clients/{id}", "Management API get-by-id", lambda r: (
         f"Management API get-by-id: {r.k['value']:,.0f}/s (target ≥ 20,000/s): "
         f"{share(r.k['value'], 20000)}"))
@@ -1488,8 +1656,9 @@ def render(bench, info, elapsed):
     lines += [f"- {v}" for v in verdicts(bench.rows)]
     lines += ["", "## How each row was measured", ""]
     for r in bench.rows:
-        if r.notes:
-            lines.append(f"- **{r.scenario}**: " + " ".join(r.notes))
+        notes = [n for n in r.notes + r.tail_notes if n]
+        if notes:
+            lines.append(f"- **{r.scenario}**: " + " ".join(notes))
         elif r.error:
             lines.append(f"- **{r.scenario}**: {r.error}")
     return "\n".join(lines) + "\n"
@@ -1508,6 +1677,9 @@ def main():
     ap.add_argument("--users", type=int, help="users in the Management API tenant")
     ap.add_argument("--spread", type=int, help="tenants with a client for the spread token run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dirs")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more run per Keystead scenario under perf; flat profiles go to "
+                         "RESULTS-profiles/")
     args = ap.parse_args()
     if args.duration is not None:
         args.duration = max(1, int(round(args.duration)))
@@ -1521,6 +1693,7 @@ def main():
     bench = Bench(args)
     info = machine(args)
     md_path, json_path = output_paths(args)
+    bench.profile_dir = re.sub(r"\.md(\.tmp)?$", "", md_path) + "-profiles"
     t0 = time.time()
     try:
         bench.run()
