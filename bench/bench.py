@@ -12,7 +12,6 @@ that were not what the scenario expects).
 import argparse
 import asyncio
 import base64
-import concurrent.futures
 import ctypes
 import ctypes.util
 import datetime
@@ -89,6 +88,14 @@ def cpu_s(pid):
 def children_cpu_s():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def self_cpu_s():
@@ -1637,13 +1644,25 @@ def render(bench, info, elapsed):
              f"{elapsed / 60:.1f} minutes in all. Produced by `bench/run"
              + (" --smoke" if bench.smoke else "") + "`.", "",
              "## Machine", "", "| | |", "| --- | --- |"]
+    others = info.get("cpu_others_cores") or 0.0
+    before = (info.get("load_before") or (0.0,))[0]
+    if others > 0.1:
+        lines[-4:-4] = [f"**Warning: the machine was not idle**: other processes used "
+                        f"{others:.2f} of the {info.get('nproc')} cores on average during the run "
+                        f"(1-minute load average before it: {before:.2f}); the numbers are low "
+                        f"and noisy.", ""]
     for k in ("nproc", "cpu", "memory", "kernel", "os", "compiler", "build", "signing_provider",
               "git_commit", "node", "oidc_provider", "wrk", "python", "tmp_filesystem", "host"):
         lines.append(f"| {k} | {info.get(k, '')} |")
     lb, la = info.get("load_before"), info.get("load_after")
     if lb:
-        lines.append(f"| load average before / after | {' '.join(f'{x:.2f}' for x in lb)} / "
+        lines.append(f"| load average before / after (after includes this run) | "
+                     f"{' '.join(f'{x:.2f}' for x in lb)} / "
                      f"{' '.join(f'{x:.2f}' for x in la or ())} |")
+    if "cpu_others_s" in info:
+        lines.append(f"| CPU used by other processes during the run | "
+                     f"{info['cpu_others_s']:,.0f} core-seconds ({info['cpu_others_cores']:.2f} "
+                     f"cores on average; this run: {info['cpu_this_run_s']:,.0f} core-seconds) |")
     lines += ["", "## Results", "",
               f"Keystead: `keystead serve` with {THREADS} event-loop threads "
               f"(KEYSTEAD_THREADS={THREADS}), fresh data dir under {tempfile.gettempdir()}. "
@@ -1695,6 +1714,7 @@ def main():
     md_path, json_path = output_paths(args)
     bench.profile_dir = re.sub(r"\.md(\.tmp)?$", "", md_path) + "-profiles"
     t0 = time.time()
+    busy0, ours0 = machine_busy_s(), self_cpu_s() + children_cpu_s()
     try:
         bench.run()
     except KeyboardInterrupt:
@@ -1707,6 +1727,14 @@ def main():
         bench.cleanup()
     elapsed = time.time() - t0
     info["load_after"] = os.getloadavg()
+    # Everything this run started has been waited for, so its CPU time (wrk, perf, both servers
+    # and their workers) is in RUSAGE_CHILDREN; the rest of the machine's busy time was used by
+    # other processes (and by the kernel's interrupt work, a little of which is ours).
+    busy = machine_busy_s() - busy0
+    ours = self_cpu_s() + children_cpu_s() - ours0
+    info["cpu_this_run_s"] = ours
+    info["cpu_others_s"] = max(busy - ours, 0.0)
+    info["cpu_others_cores"] = info["cpu_others_s"] / elapsed if elapsed else 0.0
     md = render(bench, info, elapsed)
     with open(md_path, "w") as f:
         f.write(md)
