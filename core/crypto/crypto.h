@@ -21,6 +21,10 @@ class Random {
  public:
   virtual ~Random() = default;
   virtual void fill(uint8_t* out, size_t n) = 0;
+  // True for the system source: work that needs only unpredictable bytes, not these bytes (key
+  // generation), may then draw them from the signing provider's own CSPRNG. A seeded stream says
+  // false, so whatever it feeds stays exact in tests.
+  virtual bool system_entropy() const { return false; }
 
   std::string bytes(size_t n);
   std::string hex(size_t n_chars);    // n_chars lower-case hex digits
@@ -67,7 +71,9 @@ std::optional<Alg> alg_from_name(std::string_view name);
 class SigningKey {
  public:
   virtual ~SigningKey() = default;
-  // RS256: RSA-2048, e=65537. ES256: P-256. CPU-heavy for RSA: never on an event loop.
+  // RS256: RSA-2048, e=65537. ES256: P-256. CPU-heavy for RSA (about 75 ms): never on an event
+  // loop. mbedTLS generates from rng, deterministically for a seeded rng; with libcrypto and the
+  // system Random, libcrypto generates P-256 keys (it is faster there, and slower for RSA).
   static std::unique_ptr<SigningKey> generate(Alg alg, Random& rng);
   // PKCS#8 / PKCS#1 / SEC1 PEM as produced by private_pem().
   static std::unique_ptr<SigningKey> from_pem(std::string_view pem);

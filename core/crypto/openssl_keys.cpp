@@ -1,8 +1,9 @@
 // The libcrypto (OpenSSL 3) signing provider: RS256 and ES256 signatures and their verification,
 // several times faster than mbedTLS 2.28 (DESIGN.md "Performance"). Built when meson finds
 // libcrypto (option `openssl`, auto). A key is still parsed, validated and exported (PEM, JWK) by
-// the mbedTLS key it wraps, so both providers read and write the same stored keys, and key
-// generation keeps using the injected Random (exact in tests).
+// the mbedTLS key it wraps, so both providers read and write the same stored keys. libcrypto
+// generates P-256 keys when the injected Random is the system's; a seeded Random (tests) keeps
+// mbedTLS generating from it, so those keys stay exact.
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
@@ -84,6 +85,8 @@ class OpensslKey final : public SigningKey {
  public:
   explicit OpensslKey(std::unique_ptr<SigningKey> base)
       : base_(std::move(base)), pkey_(read_private_pem(base_->private_pem())) {}
+  OpensslKey(std::unique_ptr<SigningKey> base, Pkey pkey)
+      : base_(std::move(base)), pkey_(std::move(pkey)) {}
 
   Alg alg() const override { return base_->alg(); }
   std::string private_pem() const override { return base_->private_pem(); }
@@ -140,6 +143,29 @@ class OpensslKey final : public SigningKey {
 
 std::unique_ptr<SigningKey> openssl_signing_key(std::unique_ptr<SigningKey> key) {
   return std::make_unique<OpensslKey>(std::move(key));
+}
+
+std::unique_ptr<SigningKey> openssl_generate(Alg alg) {
+  Pkey pkey(alg == Alg::RS256 ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                              : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  if (!pkey) throw std::runtime_error(ossl_error("key generation failed"));
+  // PKCS#8 PEM, handed to the mbedTLS key that parses, validates and exports it.
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    throw std::runtime_error(ossl_error("cannot write generated key"));
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  std::string pem(data, static_cast<size_t>(len));
+  std::unique_ptr<SigningKey> base;
+  try {
+    base = mbedtls_from_pem(pem);
+  } catch (const std::invalid_argument& e) {
+    OPENSSL_cleanse(pem.data(), pem.size());
+    throw std::runtime_error(e.what());  // a freshly generated key must be valid
+  }
+  OPENSSL_cleanse(pem.data(), pem.size());
+  return std::make_unique<OpensslKey>(std::move(base), std::move(pkey));
 }
 
 }  // namespace ks::crypto

@@ -72,6 +72,8 @@ class SystemRandom final : public Random {
   SystemRandom(const SystemRandom&) = delete;
   SystemRandom& operator=(const SystemRandom&) = delete;
 
+  bool system_entropy() const override { return true; }
+
   void fill(uint8_t* out, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
     while (n > 0) {

@@ -211,6 +211,42 @@ TEST(SigningKey, ProvidersInteroperate) {
 }
 #endif
 
+// Keys from the system source: fresh each time (with libcrypto, P-256 keys come from its
+// generator; openssl_generate is also checked for RSA),
+// valid, stored in the same PEM, and readable by the mbedTLS provider alone.
+TEST(SigningKey, SystemEntropyKeysAreFreshAndInteroperate) {
+  auto rng = system_random();
+  ASSERT_TRUE(rng->system_entropy());
+  EXPECT_FALSE(seeded_random(1)->system_entropy());
+  for (Alg alg : {Alg::RS256, Alg::ES256}) {
+    auto a = SigningKey::generate(alg, *rng);
+    auto b = SigningKey::generate(alg, *rng);
+    EXPECT_EQ(a->alg(), alg);
+    EXPECT_NE(a->public_jwk("k"), b->public_jwk("k"));
+    const Json jwk = a->public_jwk("k");
+    if (alg == Alg::RS256) {
+      EXPECT_EQ(jwk["e"], "AQAB");
+      EXPECT_EQ(base64url_decode(jwk["n"].get<std::string>())->size(), 256u);  // 2048 bits
+    } else {
+      EXPECT_EQ(jwk["crv"], "P-256");
+    }
+    const std::string pem = a->private_pem();
+    auto mbed = mbedtls_from_pem(pem);
+    EXPECT_EQ(mbed->public_jwk("k"), jwk);
+    const std::string sig = a->sign("a.b", *rng);
+    EXPECT_TRUE(mbed->verify("a.b", sig)) << alg_name(alg);
+    EXPECT_TRUE(a->verify("a.b", mbed->sign("a.b", *rng))) << alg_name(alg);
+    EXPECT_FALSE(b->verify("a.b", sig));
+    EXPECT_FALSE(a->verify("a.c", sig));
+#if defined(KS_WITH_OPENSSL)
+    auto generated = openssl_generate(alg);
+    EXPECT_EQ(generated->alg(), alg);
+    EXPECT_TRUE(
+        mbedtls_from_pem(generated->private_pem())->verify("m", generated->sign("m", *rng)));
+#endif
+  }
+}
+
 TEST(SigningKey, RsaJwkMatchesSignatureMath) {
   auto rng = seeded_random(10);
   Json jwk = rsa_key().public_jwk("rsa-1");
