@@ -82,8 +82,8 @@ struct LinkEntry {
 // Kinds whose records make up a tenant's state (configuration the flows read on every
 // request): any write of one raises the tenant's state version.
 inline constexpr std::string_view kStateKinds[] = {
-    "tenant",      "custom_domain",  "client",   "connection",  "resource_server",
-    "signing_key", "email_provider", "branding", "client_grant"};
+    "tenant",      "custom_domain",  "client",   "connection",   "resource_server",
+    "signing_key", "email_provider", "branding", "client_grant", "hook"};
 
 // A transaction bound to one tenant. Read-only Txs throw StoreError on writes.
 class Tx {

@@ -79,18 +79,31 @@ CREATE TABLE state_versions (
   tenant_id TEXT PRIMARY KEY,
   version INTEGER NOT NULL
 ) WITHOUT ROWID;
--- Its triggers: state_version_triggers() below.
+-- Its triggers: state_version_triggers(kStateKindsV3) below.
+)sql"},
+    // Hooks join the state kinds (a tenant's scripts are cached with its state).
+    {4, R"sql(
+DROP TRIGGER state_version_INSERT;
+DROP TRIGGER state_version_UPDATE;
+DROP TRIGGER state_version_DELETE;
+-- Recreated: state_version_triggers(kStateKindsV4) below.
 )sql"},
 };
 
 constexpr int kLatestVersion = kMigrations[std::size(kMigrations) - 1].version;
 
-// Migration 3's triggers: INSERT, UPDATE and DELETE of a state kind's record raise its tenant's
-// version. The kinds are spelled out here, as shipped (never derived from kStateKinds).
-std::string state_version_triggers() {
-  constexpr const char* kKinds =
-      "('tenant', 'custom_domain', 'client', 'connection', 'resource_server', 'signing_key', "
-      "'email_provider', 'branding', 'client_grant')";
+// The state kinds as each migration shipped them (never derived from kStateKinds, which is the
+// latest list).
+constexpr const char* kStateKindsV3 =
+    "('tenant', 'custom_domain', 'client', 'connection', 'resource_server', 'signing_key', "
+    "'email_provider', 'branding', 'client_grant')";
+constexpr const char* kStateKindsV4 =
+    "('tenant', 'custom_domain', 'client', 'connection', 'resource_server', 'signing_key', "
+    "'email_provider', 'branding', 'client_grant', 'hook')";
+
+// The triggers of migrations 3 and 4: INSERT, UPDATE and DELETE of a record of one of `kinds`
+// raise its tenant's version.
+std::string state_version_triggers(const char* kinds) {
   struct Event {
     const char* name;
     const char* row;
@@ -99,7 +112,7 @@ std::string state_version_triggers() {
   for (const Event e : {Event{"INSERT", "NEW"}, Event{"UPDATE", "NEW"}, Event{"DELETE", "OLD"}}) {
     const std::string row = e.row;
     sql += "CREATE TRIGGER state_version_" + std::string(e.name) + " AFTER " + e.name +
-           " ON records WHEN " + row + ".kind IN " + kKinds +
+           " ON records WHEN " + row + ".kind IN " + kinds +
            " BEGIN INSERT INTO state_versions (tenant_id, version) VALUES (" + row +
            ".tenant_id, 1) ON CONFLICT (tenant_id) DO UPDATE SET version = version + 1; END;\n";
   }
@@ -560,7 +573,8 @@ void Database::migrate(Conn& c) {
     for (const auto& m : kMigrations) {
       if (m.version <= current) continue;
       c.exec(m.sql);
-      if (m.version == 3) c.exec(state_version_triggers().c_str());
+      if (m.version == 3) c.exec(state_version_triggers(kStateKindsV3).c_str());
+      if (m.version == 4) c.exec(state_version_triggers(kStateKindsV4).c_str());
       Stmt s(c, "INSERT INTO schema_migrations (version) VALUES (?1)");
       s.bind(1, int64_t{m.version}).run();
       current = m.version;

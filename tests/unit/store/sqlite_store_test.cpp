@@ -82,12 +82,12 @@ TEST(StoreOpen, MigrationsAreIdempotent) {
   const std::string path = dir.file("ks.db");
   {
     auto s = open_sqlite(path);
-    EXPECT_EQ(s->schema_version(), 3);
+    EXPECT_EQ(s->schema_version(), 4);
     s->write("acme", [](Tx& tx) { tx.insert("user", "u1", {{"name", "Ann"}}); });
   }
   {
     auto s = open_sqlite(path);
-    EXPECT_EQ(s->schema_version(), 3);
+    EXPECT_EQ(s->schema_version(), 4);
     s->read("acme", [](Tx& tx) {
       auto r = tx.get("user", "u1");
       ASSERT_TRUE(r);
@@ -96,17 +96,17 @@ TEST(StoreOpen, MigrationsAreIdempotent) {
   }
   {
     auto s = open_sqlite(path);  // a third open changes nothing either
-    EXPECT_EQ(s->schema_version(), 3);
+    EXPECT_EQ(s->schema_version(), 4);
   }
-  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM schema_migrations"), 3);
-  EXPECT_EQ(raw_int(path, "SELECT max(version) FROM schema_migrations"), 3);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM schema_migrations"), 4);
+  EXPECT_EQ(raw_int(path, "SELECT max(version) FROM schema_migrations"), 4);
   EXPECT_EQ(raw_text(path, "PRAGMA journal_mode"), "wal");
 }
 
 TEST(StoreOpen, MemoryWorksAndIsPrivate) {
   auto a = open_sqlite(":memory:");
   auto b = open_sqlite(":memory:");
-  EXPECT_EQ(a->schema_version(), 3);
+  EXPECT_EQ(a->schema_version(), 4);
   a->write("t", [](Tx& tx) { tx.insert("k", "x", {{"v", 1}}); });
   a->read("t", [](Tx& tx) { EXPECT_TRUE(tx.get("k", "x")); });
   b->read("t", [](Tx& tx) { EXPECT_FALSE(tx.get("k", "x")); });
@@ -123,6 +123,25 @@ TEST(StoreOpen, NewerSchemaIsRefused) {
             SQLITE_OK);
   sqlite3_close(db);
   EXPECT_THROW(open_sqlite(path), StoreError);
+}
+
+// A database at schema 3 (state triggers without hooks) is brought to 4: its triggers are
+// replaced and hook writes raise the state version from then on.
+TEST(StoreOpen, MigrationFourAddsHooksToTheStateKinds) {
+  TempDir dir;
+  const std::string path = dir.file("ks.db");
+  open_sqlite(path).reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM schema_migrations WHERE version = 4", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = open_sqlite(path);
+  EXPECT_EQ(s->schema_version(), 4);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 3);
+  s->write("acme", [](Tx& tx) { tx.insert("hook", "h1", {{"code", ""}}); });
+  s->read("acme", [](Tx& tx) { EXPECT_EQ(tx.state_version(), 1); });
 }
 
 TEST(StoreOpen, UnopenablePathThrowsStoreError) {
