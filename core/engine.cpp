@@ -280,6 +280,7 @@ std::unique_ptr<Engine> Engine::open(const Config& config, Deps deps) {
   if (!deps.random) deps.random = crypto::system_random();
   auto impl = std::make_unique<EngineImpl>(config, std::move(deps.store), std::move(deps.clock),
                                            std::move(deps.random));
+  impl->set_hook_runner(std::move(deps.hooks));
   impl->start_mail(deps.mailer ? std::move(deps.mailer)
                                : email::make_mailer(config.data_dir + "/outbox.jsonl"));
   if (deps.http_client)

@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto/crypto.h"
+#include "core/hooks.h"
 #include "core/http/http.h"
 #include "core/store/store.h"
 
@@ -29,6 +30,9 @@ class Engine {
     std::shared_ptr<crypto::Random> random;        // default: crypto::system_random()
     std::shared_ptr<net::HttpClient> http_client;  // default: net::curl_http_client()
     std::shared_ptr<email::Mailer> mailer;         // default: email::make_mailer (SMTP, dev outbox)
+    // Runs tenants' Lua hooks: hooks::make_lua_runner() (hooks/lua_runner.h). core cannot make
+    // one itself (it never sees Lua); without it the hooks API answers 501 and no hook runs.
+    std::shared_ptr<hooks::HookRunner> hooks;
   };
 
   // Opens the store, runs migrations and the first-start bootstrap (control plane, bootstrap

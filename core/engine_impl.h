@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/crypto/crypto.h"
+#include "core/hooks.h"
 #include "core/http/form.h"
 #include "core/http/http.h"
 #include "core/http/router.h"
@@ -93,6 +94,11 @@ class EngineImpl {
   net::HttpClient& http() { return *http_; }
   net::JsonCache& http_cache() { return http_cache_; }
 
+  // The hook runtime (hooks/, Lua); nullptr when the host gave none (hooks can then be neither
+  // stored nor run). Engine::open sets it once, before any request.
+  void set_hook_runner(std::shared_ptr<hooks::HookRunner> r) { hook_runner_ = std::move(r); }
+  hooks::HookRunner* hook_runner() const { return hook_runner_.get(); }
+
   // Secrets at rest: AES-256-GCM under the master key, base64 text.
   std::string seal(std::string_view plaintext, std::string_view aad);
   std::optional<std::string> open(std::string_view sealed_b64, std::string_view aad) const;
@@ -113,6 +119,7 @@ class EngineImpl {
   Routes routes_;
   std::shared_ptr<net::HttpClient> http_;
   net::JsonCache http_cache_;
+  std::shared_ptr<hooks::HookRunner> hook_runner_;
   std::unique_ptr<email::DeliveryQueue> mail_queue_;  // last: stopped before the rest goes
 };
 

@@ -1,5 +1,7 @@
 #include "core/tenancy/state.h"
 
+#include <algorithm>
+
 #include "core/engine_impl.h"
 #include "core/tenancy/fallback.h"
 #include "core/tenancy/tenants.h"
@@ -17,6 +19,30 @@ const store::Record* PlatformState::connection(std::string_view name) const {
   for (const auto& c : connections)
     if (c.data.value("name", "") == name) return &c;
   return nullptr;
+}
+
+HookSets load_hooks(store::Tx& tx, bool inherited) {
+  HookSets sets;
+  auto records = tx.list("hook", store::ListQuery::first(kMaxHooks));
+  std::stable_sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
+    return a.data.value("priority", int64_t{0}) < b.data.value("priority", int64_t{0});
+  });
+  for (const auto& r : records) {
+    const Json& d = r.data;
+    if (!d.value("enabled", true)) continue;
+    auto trigger = hooks::trigger_from_name(d.value("trigger_id", ""));
+    if (!trigger) continue;
+    if (inherited && (*trigger == hooks::Trigger::kSyncFilter ||
+                      !d.value("metadata", Json::object()).value("inheritable", false)))
+      continue;
+    auto script = std::make_shared<hooks::Script>();
+    script->tenant = tx.tenant();
+    script->id = r.id;
+    script->name = d.value("name", r.id);
+    script->code = d.value("code", "");
+    sets[static_cast<size_t>(*trigger)].push_back(std::move(script));
+  }
+  return sets;
 }
 
 void TenantState::remember(const std::string& key, std::shared_ptr<const void> value) const {
@@ -45,6 +71,7 @@ std::shared_ptr<const PlatformState> TenantStateCache::platform_at(store::Tx& cp
   p->connections = cp.list("connection", store::ListQuery::first(PlatformState::kMaxConnections));
   for (size_t i = 0; i < p->connections.size(); ++i)
     p->first_by_strategy.emplace(p->connections[i].data.value("strategy", ""), i);
+  p->inherited_hooks = load_hooks(cp, /*inherited=*/true);
   std::lock_guard lock(platform_mu_);
   // Two readers may race; keep the newer.
   if (!platform_ || platform_->version <= version) platform_ = p;
@@ -79,6 +106,11 @@ std::shared_ptr<const TenantState> TenantStateCache::get(std::string_view tenant
     s->platform = platform_at(cp, version);
     s->settings = effective_settings_of(s->record.value("settings", Json::object()),
                                         s->platform->settings, s->control_plane);
+    s->hooks = load_hooks(own_tx, /*inherited=*/false);
+    if (!control_plane)
+      for (size_t i = 0; i < s->hooks.size(); ++i)
+        s->hooks[i].insert(s->hooks[i].end(), s->platform->inherited_hooks[i].begin(),
+                           s->platform->inherited_hooks[i].end());
     ++loads_;
     out = entries_.put(tenant, std::move(s));
   });

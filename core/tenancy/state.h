@@ -8,6 +8,7 @@
 // process writes (this server, the `keystead` CLI, another server on the same files). A lookup
 // reads two integers (the control plane's version and the tenant's) and reuses the cached state
 // while they are unchanged; so a request always sees every write committed before it began.
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/hooks.h"
 #include "core/json.h"
 #include "core/lru.h"
 #include "core/store/store.h"
@@ -49,6 +51,15 @@ class CachedOnly {
   static thread_local bool active_;
 };
 
+// Enabled hooks by trigger (index: static_cast<size_t>(hooks::Trigger)), in run order: priority
+// ascending, then creation.
+using HookSets = std::array<hooks::Scripts, std::size(hooks::kTriggers)>;
+inline constexpr size_t kMaxHooks = 50;  // per tenant
+
+// The enabled hooks of tx's tenant by trigger, in run order; with `inherited`, only those a child
+// inherits (metadata.inheritable = true, sync filters excepted).
+HookSets load_hooks(store::Tx& tx, bool inherited);
+
 // What every child inherits from the control plane, read once per control-plane version and
 // shared by all children's states.
 struct PlatformState {
@@ -58,6 +69,9 @@ struct PlatformState {
   std::optional<Json> client;              // KEYSTEAD_CONTROL_PLANE_CLIENT_ID's client, if any
   std::vector<store::Record> connections;  // in creation order (at most kMaxConnections)
   std::map<std::string, size_t, std::less<>> first_by_strategy;  // index into connections
+  // The control plane's hooks with metadata.inheritable = true (sync filters excepted): they run
+  // for every child, after the child's own.
+  HookSets inherited_hooks;
 
   static constexpr size_t kMaxConnections = 1000;
 
@@ -74,6 +88,10 @@ struct TenantState {
   Json record;              // the stored tenant record (status, friendly_name, custom_domains …)
   Json settings;            // effective settings (tenancy::effective_settings_of)
   std::shared_ptr<const PlatformState> platform;
+  HookSets hooks;  // what runs here: the tenant's own enabled hooks, then the inherited ones
+
+  // The scripts a trigger runs on this tenant; empty (and nothing to pay) for most tenants.
+  const hooks::Scripts& hooks_for(hooks::Trigger t) const { return hooks[static_cast<size_t>(t)]; }
 
   std::string status() const { return record.value("status", "active"); }
   std::string friendly_name() const { return record.value("friendly_name", id); }

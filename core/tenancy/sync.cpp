@@ -10,6 +10,7 @@
 #include "core/engine_impl.h"
 #include "core/http/http.h"
 #include "core/mgmt/scopes.h"
+#include "core/tenancy/state.h"
 #include "core/tenancy/tenants.h"
 
 namespace ks::tenancy {
@@ -250,6 +251,39 @@ struct Snapshot {
   }
 };
 
+// The control plane's sync-filter hooks for one sync operation, read once from its transaction.
+// Without such hooks (or a hook runtime) it lets everything through and costs nothing per child.
+class HookFilter {
+ public:
+  HookFilter(EngineImpl& e, store::Tx& cp) : runner_(e.hook_runner()), cp_(cp) {
+    if (runner_)
+      scripts_ = std::move(
+          load_hooks(cp, /*inherited=*/false)[static_cast<size_t>(hooks::Trigger::kSyncFilter)]);
+  }
+
+  bool operator()(std::string_view kind, const Json& entity, const std::string& target) const {
+    if (scripts_.empty()) return true;
+    Json view = Json::object();
+    for (const auto& [k, v] : entity.items())
+      if (!k.starts_with('_')) view[k] = v;
+    Json tenant = {{"id", target}};
+    if (auto t = cp_.get(kTenantKind, target))
+      for (const char* k : {"friendly_name", "metadata", "environment"})
+        if (t->data.contains(k)) tenant[k] = t->data[k];
+    const auto out = runner_->run(hooks::Trigger::kSyncFilter, scripts_,
+                                  {{"kind", kind}, {"entity", view}, {"targetTenant", tenant}});
+    if (out.error)
+      throw http::HttpError{400, "Sync filter failed for tenant '" + target + "': " + *out.error,
+                            "hook_error"};
+    return out.sync;
+  }
+
+ private:
+  hooks::HookRunner* runner_;
+  store::Tx& cp_;
+  hooks::Scripts scripts_;
+};
+
 }  // namespace
 
 [[noreturn]] void forbid_system_change(std::string_view noun) {
@@ -286,8 +320,9 @@ void SyncService::resource_server_changed(store::Tx& cp, std::string_view id,
     }
     return *pairs;
   };
+  const HookFilter filter(e_, cp);
   for_each_child(cp, cp_id, [&](const std::string& child) {
-    const bool want = ok && (!filter_ || filter_(kResourceServerKind, rec->data, child));
+    const bool want = ok && filter(kResourceServerKind, rec->data, child);
     apply_rs(cp.scope(child), id, identifier, want ? &rec->data : nullptr, lazy);
   });
 }
@@ -306,18 +341,19 @@ void SyncService::role_changed(store::Tx& cp, std::string_view id) {
       if (auto rs = cp.find(kResourceServerKind, identifier)) rs_ids[identifier] = rs->id;
     }
   }
+  const HookFilter filter(e_, cp);
   for_each_child(cp, cp_id, [&](const std::string& child) {
-    const bool want = ok && (!filter_ || filter_(kRoleKind, rec->data, child));
+    const bool want = ok && filter(kRoleKind, rec->data, child);
     apply_role(cp.scope(child), id, want ? &rec->data : nullptr, keys, rs_ids);
   });
 }
 
 namespace {
 
-void reconcile(const Snapshot& s, store::Tx& child, const SyncService::Filter& filter) {
+void reconcile(const Snapshot& s, store::Tx& child, const HookFilter& filter) {
   const std::string& target = child.tenant();
   auto wanted = [&](std::string_view kind, const Json& e) {
-    return eligible(kind, e, s.sw) && (!filter || filter(kind, e, target));
+    return eligible(kind, e, s.sw) && filter(kind, e, target);
   };
   std::unordered_set<std::string> known;
   for (const auto& r : s.rss) {
@@ -356,14 +392,15 @@ void reconcile(const Snapshot& s, store::Tx& child, const SyncService::Filter& f
 }  // namespace
 
 void SyncService::copy_all_to(store::Tx& cp, store::Tx& child) {
-  reconcile(Snapshot(cp, e_.cfg().control_plane_id), child, filter_);
+  reconcile(Snapshot(cp, e_.cfg().control_plane_id), child, HookFilter(e_, cp));
 }
 
 void SyncService::resync_all(store::Tx& cp) {
   const std::string& cp_id = e_.cfg().control_plane_id;
   const Snapshot s(cp, cp_id);
+  const HookFilter filter(e_, cp);
   for_each_child(cp, cp_id,
-                 [&](const std::string& child) { reconcile(s, cp.scope(child), filter_); });
+                 [&](const std::string& child) { reconcile(s, cp.scope(child), filter); });
 }
 
 }  // namespace ks::tenancy

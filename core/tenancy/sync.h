@@ -7,7 +7,6 @@
 // marker, so a tenant's own system resources are never mistaken for copies). A role permission
 // is copied to a child exactly when the child holds copies of both the role and the resource
 // server it names.
-#include <functional>
 #include <string>
 #include <string_view>
 
@@ -29,14 +28,10 @@ inline constexpr std::string_view kRoleKind = "role";
 
 class SyncService {
  public:
-  // Consulted, when set, for every entity that passes the built-in rules and every target
-  // child; false keeps the entity off that child (the control plane's Lua sync filter).
-  using Filter = std::function<bool(std::string_view kind, const Json& entity,
-                                    std::string_view target_tenant)>;
-
+  // Besides the built-in rules, the control plane's enabled `sync-filter` hooks decide per entity
+  // and child (shouldSync(kind, entity, targetTenant)); false keeps the entity off that child. A
+  // failing filter fails the control plane's write with a 400 naming the hook and the tenant.
   explicit SyncService(EngineImpl& e) : e_(e) {}
-
-  void set_filter(Filter f) { filter_ = std::move(f); }
 
   // After resource server `id` (whose identifier never changes) was created, updated or deleted
   // on the control plane, in the same transaction `cp`. Throws http::HttpError 409 naming the
@@ -62,7 +57,6 @@ class SyncService {
 
  private:
   EngineImpl& e_;
-  Filter filter_;
 };
 
 }  // namespace ks::tenancy

@@ -12,6 +12,7 @@
 #include "core/http/form.h"
 #include "core/tenancy/tenants.h"
 #include "tests/unit/support/engine_fixture.h"
+#include "tests/unit/support/fake_hooks.h"
 
 namespace {
 
@@ -512,13 +513,28 @@ TEST_F(SyncTest, TypeSwitchesStopSyncAndResyncAppliesThem) {
 }
 
 TEST_F(SyncTest, TheFilterHookDecidesPerTargetTenant) {
-  make_tenant("a");
+  std::set<std::string> asked;
+  auto runner = std::make_shared<ks::test::FakeHookRunner>(
+      [&](ks::hooks::Trigger t, const ks::hooks::Script&, const Json& ev, ks::hooks::Outcome& out) {
+        ASSERT_EQ(t, ks::hooks::Trigger::kSyncFilter);
+        const std::string kind = ev["kind"], target = ev["targetTenant"]["id"];
+        asked.insert(kind + ":" + ev["entity"].value("id", "") + "@" + target);
+        EXPECT_FALSE(ev["entity"].contains("_synced"));
+        if (target == "a") {
+          EXPECT_EQ(ev["targetTenant"]["friendly_name"], "Tenant A");
+        }
+        out.sync = !(kind == "resource_server" && target == "b");
+      });
+  open_engine([&](ks::Config&, ks::Engine::Deps& d) { d.hooks = runner; });
+  tok_ = admin();
+  ASSERT_EQ(api("POST", "", "/tenants", {{"id", "a"}, {"friendly_name", "Tenant A"}}).status, 201);
   make_tenant("b");
   auto& sync = impl().sync();  // the engine's: the one the handlers and tenant creation use
-  std::set<std::string> asked;
-  sync.set_filter([&](std::string_view kind, const Json& entity, std::string_view target) {
-    asked.insert(std::string(kind) + ":" + entity.value("id", "") + "@" + std::string(target));
-    return !(kind == "resource_server" && target == "b");
+  impl().store().write("control_plane", [&](ks::store::Tx& cp) {
+    cp.insert(
+        "hook", "hk_filter",
+        {{"trigger_id", "sync-filter"}, {"code", "-- decided by the fake"}, {"enabled", true}});
+    cp.insert("hook", "hk_off", {{"trigger_id", "sync-filter"}, {"code", ""}, {"enabled", false}});
   });
   Json rs = {{"id", "api_hooked"},
              {"identifier", "https://api.hooked.test"},
@@ -539,12 +555,33 @@ TEST_F(SyncTest, TheFilterHookDecidesPerTargetTenant) {
   EXPECT_TRUE(asked.count("resource_server:api_hooked@a"));
   EXPECT_TRUE(asked.count("resource_server:api_hooked@b"));
   EXPECT_FALSE(asked.count("resource_server:api_hooked@control_plane"));
+  for (const auto& c : runner->calls()) EXPECT_EQ(c.script, "control_plane/hk_filter");
 
   // Provisioning a tenant consults it too.
   make_tenant("c");
   EXPECT_TRUE(stored("c", "resource_server", "api_hooked"));
   EXPECT_TRUE(asked.count("role:rol_hooked@c"));
   EXPECT_TRUE(stored("c", "role", "rol_hooked"));
+
+  // A failing filter fails the control plane's write, naming the tenant; nothing changes.
+  runner->set([](ks::hooks::Trigger, const ks::hooks::Script& s, const Json&,
+                 ks::hooks::Outcome& out) { out.error = s.name + ": boom"; });
+  auto r = api("POST", "", "/roles", {{"name", "broken"}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("Sync filter failed for tenant"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("hk_filter: boom"), std::string::npos) << r.body;
+  EXPECT_EQ(body(api("GET", "", "/roles?name_filter=broken")).size(), 0u);
+}
+
+// Without filter hooks the runner is never asked.
+TEST_F(SyncTest, NoFilterHooksNoRunnerCalls) {
+  auto runner = std::make_shared<ks::test::FakeHookRunner>();
+  open_engine([&](ks::Config&, ks::Engine::Deps& d) { d.hooks = runner; });
+  tok_ = admin();
+  make_tenant("a");
+  create_rs("https://api.plain.test");
+  create_role("plain");
+  EXPECT_TRUE(runner->calls().empty());
 }
 
 // --- protection on the child
