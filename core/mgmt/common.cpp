@@ -200,6 +200,7 @@ Json public_view(const Json& data) {
       {"role", {"The role does not exist", "inexistent_role"}},
       {"organization", {"No organization found by that id or name", "inexistent_organization"}},
       {"tenant", {"The tenant does not exist", "inexistent_tenant"}},
+      {"hook", {"The hook does not exist", "inexistent_hook"}},
   };
   auto it = kMessages.find(kind);
   if (it == kMessages.end()) throw http::HttpError{404, "Not Found", "not_found"};

@@ -16,6 +16,7 @@ void register_log_routes(Routes& r);
 void register_key_routes(Routes& r);
 void register_branding_routes(Routes& r);
 void register_email_routes(Routes& r);
+void register_hook_routes(Routes& r);
 }  // namespace mgmt
 
 void register_mgmt_routes(Routes& r) {
@@ -33,6 +34,7 @@ void register_mgmt_routes(Routes& r) {
   mgmt::register_key_routes(r);
   mgmt::register_branding_routes(r);
   mgmt::register_email_routes(r);
+  mgmt::register_hook_routes(r);
 }
 
 }  // namespace ks

@@ -163,6 +163,59 @@ void drop_login_tx(Ctx& ctx, std::string_view id) {
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) { tx.remove("login_tx", token_id(id)); });
 }
 
+std::optional<hooks::Outcome> post_login(Ctx& ctx, const AuthRequest& ar, const Json& client,
+                                         const std::string& user_id, Grant& g) {
+  if (ctx.state->hooks_for(hooks::Trigger::kPostLogin).empty()) return std::nullopt;
+  Json event = {{"client", hook_client(client)},
+                {"transaction",
+                 {{"requested_scopes", split_scope(ar.scope)},
+                  {"audience", ar.audience},
+                  {"redirect_uri", ar.redirect_uri},
+                  {"protocol", "oidc-basic-profile"}}}};
+  std::optional<Json> user;
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    if (auto u = tx.get("user", user_id)) user = std::move(u->data);
+    std::vector<std::string> roles;
+    const auto all = store::ListQuery::first(1000);
+    std::vector<std::string> role_ids;
+    for (const auto& l : tx.links_from("user_role", user_id, all)) role_ids.push_back(l.to);
+    if (!ar.org_id.empty()) {
+      for (const auto& l : tx.links_from("org_member_role", ar.org_id + "\n" + user_id, all))
+        role_ids.push_back(l.to);
+      if (auto o = tx.get("organization", ar.org_id)) {
+        Json org = {{"id", ar.org_id}, {"name", o->data.value("name", "")}};
+        for (const char* k : {"display_name", "metadata"})
+          if (o->data.contains(k)) org[k] = o->data[k];
+        event["organization"] = std::move(org);
+      }
+    }
+    for (const auto& id : role_ids)
+      if (auto r = tx.get("role", id)) {
+        const std::string name = r->data.value("name", "");
+        if (std::find(roles.begin(), roles.end(), name) == roles.end()) roles.push_back(name);
+      }
+    event["authorization"] = {{"roles", roles}};
+  });
+  if (!user) return std::nullopt;  // gone meanwhile: the token endpoint refuses the code
+  event["user"] = hook_user(*user);
+  auto out = run_hooks(ctx, hooks::Trigger::kPostLogin, std::move(event), "f",
+                       {{"client_id", ar.client_id}, {"user_id", user_id}});
+  if (!out || !out->ok()) return out;
+  g.access_claims = out->access_token_claims;
+  g.id_claims = out->id_token_claims;
+  if (!out->app_metadata.empty() || !out->user_metadata.empty()) {
+    ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
+      auto u = tx.get("user", user_id);
+      if (!u) return;
+      if (apply_hook_metadata(u->data, *out)) {
+        u->data["updated_at"] = iso8601(ctx.e.clock().now_ms());
+        tx.update("user", user_id, u->data);
+      }
+    });
+  }
+  return out;
+}
+
 http::Response complete_authorization(Ctx& ctx, const AuthRequest& ar, const Json& client,
                                       const std::string& user_id, int64_t auth_time,
                                       const std::string& session_id,
@@ -184,8 +237,12 @@ http::Response complete_authorization(Ctx& ctx, const AuthRequest& ar, const Jso
     return with_headers(respond_error(ctx, ar, client, "access_denied",
                                       "User is not a member of the specified organization"));
   }
-  const std::string code = ctx.e.rng().token(32);
   Grant g;
+  if (auto out = post_login(ctx, ar, client, user_id, g)) {
+    if (!out->ok())
+      return with_headers(respond_error(ctx, ar, client, "access_denied", hook_message(*out)));
+  }
+  const std::string code = ctx.e.rng().token(32);
   g.user_id = user_id;
   g.client_id = ar.client_id;
   g.scope = ar.scope;

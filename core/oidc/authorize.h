@@ -5,6 +5,7 @@
 
 #include "core/engine_impl.h"
 #include "core/json.h"
+#include "core/oidc/flow.h"
 
 namespace ks::oidc {
 
@@ -42,6 +43,12 @@ http::Response respond_error(Ctx& ctx, const AuthRequest& ar, const Json& client
 
 // The user is authenticated (session_id names the session): checks the organization,
 // issues the code and answers the client. extra_headers (Set-Cookie) are added.
+// Runs the tenant's post-login hooks for a user who just authenticated: their custom claims go
+// into `g`, their metadata changes into the user. nullopt when the tenant has none; a result that
+// is not ok() (denied, failed) must end the login with access_denied.
+std::optional<hooks::Outcome> post_login(Ctx& ctx, const AuthRequest& ar, const Json& client,
+                                         const std::string& user_id, Grant& g);
+
 http::Response complete_authorization(Ctx& ctx, const AuthRequest& ar, const Json& client,
                                       const std::string& user_id, int64_t auth_time,
                                       const std::string& session_id,

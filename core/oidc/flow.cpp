@@ -14,9 +14,12 @@ namespace ks::oidc {
 // ---- grants and tokens -----------------------------------------------------------------------
 
 Json Grant::to_json() const {
-  return {{"user_id", user_id},   {"client_id", client_id},   {"scope", scope},
-          {"audience", audience}, {"nonce", nonce},           {"org_id", org_id},
-          {"org_name", org_name}, {"session_id", session_id}, {"auth_time", auth_time}};
+  Json j = {{"user_id", user_id},   {"client_id", client_id},   {"scope", scope},
+            {"audience", audience}, {"nonce", nonce},           {"org_id", org_id},
+            {"org_name", org_name}, {"session_id", session_id}, {"auth_time", auth_time}};
+  if (!access_claims.empty()) j["access_claims"] = access_claims;
+  if (!id_claims.empty()) j["id_claims"] = id_claims;
+  return j;
 }
 
 Grant Grant::from_json(const Json& j) {
@@ -30,6 +33,8 @@ Grant Grant::from_json(const Json& j) {
   g.org_name = j.value("org_name", "");
   g.session_id = j.value("session_id", "");
   g.auth_time = j.value("auth_time", int64_t{0});
+  g.access_claims = j.value("access_claims", Json::object());
+  g.id_claims = j.value("id_claims", Json::object());
   return g;
 }
 
@@ -145,6 +150,7 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
   const std::string dialect = api ? api->value("token_dialect", "access_token") : "";
   if (rbac && (dialect == "access_token_authz" || dialect == "rfc9068_profile_authz"))
     at["permissions"] = permissions;
+  add_hook_claims(at, grant.access_claims);
   const std::string access_token = sign_token(ctx, at, "at+jwt");
 
   Json body = {{"access_token", access_token},
@@ -172,6 +178,7 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
       id["org_id"] = grant.org_id;
       id["org_name"] = grant.org_name;
     }
+    add_hook_claims(id, grant.id_claims);
     body["id_token"] = sign_token(ctx, id, "JWT");
   }
 
@@ -368,6 +375,83 @@ std::optional<Session> end_session(Ctx& ctx) {
 }
 
 // ---- log ------------------------------------------------------------------------------------
+
+// ---- hooks -----------------------------------------------------------------------------------
+
+std::optional<hooks::Outcome> run_hooks(Ctx& ctx, hooks::Trigger trigger, Json event,
+                                        std::string_view log_type, Json log_fields) {
+  const hooks::Scripts& scripts = ctx.state->hooks_for(trigger);
+  if (scripts.empty()) return std::nullopt;
+  event["tenant"] = {{"id", ctx.tenant}, {"friendly_name", ctx.state->friendly_name()}};
+  event["request"] = {{"ip", ctx.req.remote_addr},
+                      {"user_agent", std::string(ctx.req.header("user-agent"))},
+                      {"method", ctx.req.method},
+                      {"hostname", std::string(ctx.req.header("host"))}};
+  hooks::Outcome out;
+  if (auto* runner = ctx.e.hook_runner()) {
+    out = runner->run(trigger, scripts, event);
+  } else {
+    out.error = "hooks cannot run: this engine was opened without a hook runtime";
+  }
+  if (!out.ok()) {
+    log_fields["description"] = std::string(out.denied ? "Denied by a " : "Failed in a ") +
+                                std::string(hooks::trigger_name(trigger)) +
+                                " hook: " + hook_message(out);
+    if (!out.logs.empty()) log_fields["details"] = {{"hook_logs", out.logs}};
+    log_event(ctx, log_type, std::move(log_fields));
+  }
+  return out;
+}
+
+Json hook_user(const Json& user) {
+  Json u = Json::object();
+  for (const auto& [k, v] : user.items())
+    if (!k.starts_with('_')) u[k] = v;
+  if (!u.contains("app_metadata")) u["app_metadata"] = Json::object();
+  if (!u.contains("user_metadata")) u["user_metadata"] = Json::object();
+  return u;
+}
+
+Json hook_client(const Json& client) {
+  Json c = {{"client_id", client.value("client_id", "")}, {"name", client.value("name", "")}};
+  for (const char* k : {"app_type", "client_metadata"})
+    if (client.contains(k))
+      c[k == std::string_view("client_metadata") ? "metadata" : k] = client[k];
+  return c;
+}
+
+std::string hook_message(const hooks::Outcome& out) {
+  if (out.denied) return *out.denied;
+  return out.error.value_or("");
+}
+
+bool apply_hook_metadata(Json& user, const hooks::Outcome& out) {
+  bool changed = false;
+  for (const auto* member : {"app_metadata", "user_metadata"}) {
+    const Json& changes =
+        member == std::string_view("app_metadata") ? out.app_metadata : out.user_metadata;
+    if (changes.empty()) continue;
+    Json& m = user[member];
+    if (!m.is_object()) m = Json::object();
+    for (const auto& [k, v] : changes.items()) {
+      if (v.is_null())
+        m.erase(k);
+      else
+        m[k] = v;
+    }
+    changed = true;
+  }
+  return changed;
+}
+
+void add_hook_claims(Json& payload, const Json& claims) {
+  for (const auto& [k, v] : claims.items()) {
+    if (std::find(std::begin(hooks::kReservedClaims), std::end(hooks::kReservedClaims), k) !=
+        std::end(hooks::kReservedClaims))
+      continue;
+    payload[k] = v;
+  }
+}
 
 void log_event(EngineImpl& e, std::string_view tenant, std::string_view type, Json fields) {
   const std::string id = e.rng().hex(24);

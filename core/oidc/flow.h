@@ -28,6 +28,9 @@ struct Grant {
   std::string org_name;
   std::string session_id;
   int64_t auth_time = 0;
+  // Custom claims the post-login hooks set (api.accessToken / api.idToken.setCustomClaim).
+  Json access_claims = Json::object();
+  Json id_claims = Json::object();
 
   Json to_json() const;
   static Grant from_json(const Json& j);
@@ -94,6 +97,25 @@ std::string start_session(Ctx& ctx, std::string_view user_id, std::string& sessi
 std::string clear_session_cookie(const Ctx& ctx);
 // Ends the request's session, if any, and returns it.
 std::optional<Session> end_session(Ctx& ctx);
+
+// ---- hooks -----------------------------------------------------------------------------------
+
+// Runs the tenant's hooks for `trigger` (ctx.state->hooks_for: its own, then the control plane's
+// inheritable ones) on `event`, adding event.tenant and event.request. nullopt, with nothing
+// built or run, when the tenant has none. A denied or failed run is logged here as `log_type`
+// with `log_fields`, the reason and the scripts' print lines.
+std::optional<hooks::Outcome> run_hooks(Ctx& ctx, hooks::Trigger trigger, Json event,
+                                        std::string_view log_type, Json log_fields);
+// What a script sees of a user (no internal members) and of a client (no secrets).
+Json hook_user(const Json& user);
+Json hook_client(const Json& client);
+// The user-facing message of a denied or failed run: the deny reason, or the failure.
+std::string hook_message(const hooks::Outcome& out);
+// Applies api.user.setAppMetadata / setUserMetadata changes to a user document (top-level keys;
+// null removes). False when there were none.
+bool apply_hook_metadata(Json& user, const hooks::Outcome& out);
+// Sets hook claims on a token payload; reserved claims are never overwritten.
+void add_hook_claims(Json& payload, const Json& claims);
 
 // ---- log ------------------------------------------------------------------------------------
 

@@ -234,10 +234,25 @@ http::Response signup_post(Ctx& ctx) {
     return render_signup(ctx, *tx, 400, "Enter a valid email address.", email);
   if (auto problem = password_policy_error(*con, ctx.state->settings, password))
     return render_signup(ctx, *tx, 400, *problem, email);
+  const Json connection = {{"name", std::string(kDatabaseConnection)}, {"strategy", "auth0"}};
+  // Before the (costly) hash: pre-user-registration hooks may refuse the signup or set metadata.
+  std::optional<hooks::Outcome> pre;
+  if (!ctx.state->hooks_for(hooks::Trigger::kPreUserRegistration).empty()) {
+    Json event = {
+        {"user",
+         {{"email", email}, {"app_metadata", Json::object()}, {"user_metadata", Json::object()}}},
+        {"client", hook_client(tx->client)},
+        {"connection", connection},
+        {"transaction", {{"requested_scopes", split_scope(tx->ar.scope)}}}};
+    pre = run_hooks(ctx, hooks::Trigger::kPreUserRegistration, std::move(event), "fs",
+                    {{"client_id", tx->ar.client_id}, {"user_name", email}});
+    if (pre && !pre->ok()) return render_signup(ctx, *tx, 403, hook_message(*pre), email);
+  }
   const std::string hash = crypto::password_hash(password, ctx.e.rng());
   const std::string user_id = model::new_user_id(ctx.e.rng());
   const std::string now = iso8601(ctx.e.clock().now_ms());
   bool exists = false;
+  std::optional<Json> created;  // for post-user-registration hooks
   ctx.e.store().write(ctx.tenant, [&](store::Tx& t) {
     if (find_db_user(t, kDatabaseConnection, email)) {
       exists = true;
@@ -248,7 +263,9 @@ http::Response signup_post(Ctx& ctx) {
     user["logins_count"] = 1;
     user["last_login"] = now;
     user["_password"] = hash;
+    if (pre) apply_hook_metadata(user, *pre);
     t.insert("user", user_id, user, model::user_key(kDatabaseConnection, email));
+    if (!ctx.state->hooks_for(hooks::Trigger::kPostUserRegistration).empty()) created = user;
   });
   if (exists) {
     log_event(ctx, "fs",
@@ -263,6 +280,14 @@ http::Response signup_post(Ctx& ctx) {
              {"user_name", email},
              {"connection", std::string(kDatabaseConnection)},
              {"description", "Successful signup"}});
+  if (created) {
+    // The user exists whatever these do; a failure is logged as a warning ("w").
+    run_hooks(ctx, hooks::Trigger::kPostUserRegistration,
+              {{"user", hook_user(*created)},
+               {"client", hook_client(tx->client)},
+               {"connection", connection}},
+              "w", {{"client_id", tx->ar.client_id}, {"user_id", user_id}});
+  }
   queue_verification_email(ctx, user_id, tx->ar.client_id);
   return finish(ctx, *tx, user_id);
 }

@@ -5,6 +5,7 @@
 #include "core/crypto/crypto.h"
 #include "core/engine_impl.h"
 #include "core/mgmt/common.h"
+#include "core/oidc/authorize.h"
 #include "core/oidc/flow.h"
 #include "core/oidc/oidc.h"
 #include "core/tenancy/fallback.h"
@@ -161,6 +162,18 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
                  {"jti", ctx.e.rng().token(16)},
                  {"gty", "client-credentials"},
                  {"tenant_id", ctx.tenant}};
+  if (!ctx.state->hooks_for(hooks::Trigger::kCredentialsExchange).empty()) {
+    Json event = {{"client", hook_client(client)},
+                  {"resource_server",
+                   {{"id", api->value("id", "")},
+                    {"identifier", audience},
+                    {"name", api->value("name", "")}}},
+                  {"transaction", {{"requested_scopes", scopes}}}};
+    auto out = run_hooks(ctx, hooks::Trigger::kCredentialsExchange, std::move(event), "feccft",
+                         {{"client_id", client_id}, {"audience", audience}});
+    if (out && !out->ok()) throw OAuthError{403, "access_denied", hook_message(*out)};
+    if (out) add_hook_claims(claims, out->access_token_claims);
+  }
   Json body = {{"access_token", sign_token(ctx, claims, "at+jwt")},
                {"token_type", "Bearer"},
                {"expires_in", lifetime}};
@@ -360,6 +373,12 @@ http::Response password_grant(Ctx& ctx, const http::Params& form) {
   g.scope = form.get_or("scope", "openid");
   g.audience = form.get_or("audience", "");
   g.auth_time = ctx.e.clock().now();
+  AuthRequest ar;
+  ar.client_id = client_id;
+  ar.scope = g.scope;
+  ar.audience = g.audience;
+  if (auto out = post_login(ctx, ar, auth.client, user->id, g); out && !out->ok())
+    throw OAuthError{403, "access_denied", hook_message(*out)};
   Json body = issue_user_tokens(ctx, auth.client, g);
   log_event(ctx, "s",
             {{"client_id", client_id},
