@@ -97,6 +97,18 @@ const Setting kSettings[] = {
      [](Config& c, const std::string& v) {
        c.access_token_lifetime = static_cast<int>(to_size("ACCESS_TOKEN_LIFETIME", v));
      }},
+    {"HOOK_MAX_INSTRUCTIONS", "hook_max_instructions",
+     [](Config& c, const std::string& v) {
+       c.hook_limits.max_instructions = to_size("HOOK_MAX_INSTRUCTIONS", v);
+     }},
+    {"HOOK_MAX_MEMORY_BYTES", "hook_max_memory_bytes",
+     [](Config& c, const std::string& v) {
+       c.hook_limits.max_memory_bytes = to_size("HOOK_MAX_MEMORY_BYTES", v);
+     }},
+    {"HOOK_TIMEOUT_MS", "hook_timeout_ms",
+     [](Config& c, const std::string& v) {
+       c.hook_limits.timeout_ms = static_cast<int64_t>(to_size("HOOK_TIMEOUT_MS", v));
+     }},
 };
 
 }  // namespace
@@ -190,7 +202,8 @@ void Config::validate() const {
   if (max_header_bytes < 1024)
     throw std::invalid_argument("KEYSTEAD_MAX_HEADER_BYTES must be at least 1024");
   if (header_timeout_ms <= 0 || idle_timeout_ms <= 0)
-    throw std::invalid_argument("KEYSTEAD_HEADER_TIMEOUT_MS and KEYSTEAD_IDLE_TIMEOUT_MS must be > 0");
+    throw std::invalid_argument(
+        "KEYSTEAD_HEADER_TIMEOUT_MS and KEYSTEAD_IDLE_TIMEOUT_MS must be > 0");
 }
 
 }  // namespace ks

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/hooks.h"
 #include "core/json.h"
 
 namespace ks {
@@ -39,6 +40,7 @@ struct Config {
   std::string database;               // SQLite path; default {data_dir}/keystead.db
   std::string default_isolation = "shared";
   int access_token_lifetime = 86400;  // seconds, default for resource servers
+  hooks::Limits hook_limits;          // per hook call: instructions, memory, wall clock
 
   bool dev() const { return mode == "dev"; }
   std::string effective_public_url() const;  // no trailing slash
