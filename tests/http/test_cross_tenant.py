@@ -92,6 +92,9 @@ class Cast:
         self.spa_client_id = create_spa_client(server, tenant, name=f"spa-{tag}",
                                                callbacks=(self.callback,), origins=(self.origin,))
         self.kid = call("GET", "/keys/signing")[0]["kid"]
+        self.hook_id = call("POST", "/hooks", 201, json={
+            "name": f"hook-{tag}", "trigger_id": "post-login",
+            "code": f"-- the hook of {tag}: defines nothing, so it never runs"})["id"]
         self.log_id = call("GET", "/logs", params={"per_page": 1})[0]["log_id"]
         self.token = tenant_management_token(server, tenant)
 
@@ -104,12 +107,12 @@ class Cast:
         return {"user": self.user_id, "client": self.client_id, "grant": self.grant_id,
                 "connection": self.connection_id, "rs": self.rs_id, "role": self.role_id,
                 "org": self.org_id, "org_name": self.org_name, "log": self.log_id,
-                "kid": self.kid, "tenant": self.name}
+                "kid": self.kid, "hook": self.hook_id, "tenant": self.name}
 
     def sentinels(self):
         return {self.tag, self.email, self.user_id, self.client_id, self.spa_client_id,
                 self.grant_id, self.connection_id, self.rs_id, self.role_id, self.org_id,
-                self.log_id, self.kid}
+                self.log_id, self.kid, self.hook_id}
 
 
 def control_plane_cast(server, portal_client_id, amy, tenant_a):
@@ -134,11 +137,16 @@ def control_plane_cast(server, portal_client_id, amy, tenant_a):
     c.org_id, c.org_name = org["id"], org["name"]
     c.kid = ok(server.api("GET", "/keys/signing"))[0]["kid"]
     c.log_id = ok(server.api("GET", "/logs", params={"per_page": 1}))[0]["log_id"]
+    # A hook that defines no function: it never runs, whatever it is attached to.
+    c.hook_id = ok(server.api("POST", "/hooks", json={
+        "name": unique_id("cp-hook"), "trigger_id": "post-user-registration",
+        "code": "-- defines nothing"}), 201, "control-plane hook")["id"]
     c.permissions = lambda: {"permissions": [{"resource_server_identifier": MGMT_AUDIENCE,
                                               "permission_name": "read:users"}]}
     c.ids = {"user": c.user_id, "client": c.client_id, "grant": c.grant_id,
              "connection": c.connection_id, "rs": c.rs_id, "role": c.role_id, "org": c.org_id,
-             "org_name": c.org_name, "log": c.log_id, "kid": c.kid, "tenant": CONTROL_PLANE}
+             "org_name": c.org_name, "log": c.log_id, "kid": c.kid, "hook": c.hook_id,
+             "tenant": CONTROL_PLANE}
     c.sentinels = lambda: {c.email, c.user_id, c.client_id, c.grant_id, c.log_id}
     return c
 
@@ -281,6 +289,13 @@ ROUTES = [
     Route("POST", "/api/v2/keys/signing/rotate"),
     Route("GET", "/api/v2/keys/signing/:kid"),
     Route("PUT", "/api/v2/keys/signing/:kid/revoke"),
+    # hooks
+    Route("GET", "/api/v2/hooks"),
+    Route("POST", "/api/v2/hooks",
+          body=lambda c: {"trigger_id": "post-login", "code": "-- intruder"}),
+    Route("GET", "/api/v2/hooks/:id"),
+    Route("PATCH", "/api/v2/hooks/:id", body=lambda c: {"code": "-- pwned"}),
+    Route("DELETE", "/api/v2/hooks/:id"),
     # branding
     Route("GET", "/api/v2/branding"),
     Route("PATCH", "/api/v2/branding", body=lambda c: {"colors": {"primary": "#ff0000"}}),
@@ -317,7 +332,8 @@ ROUTES = [
 # What a path parameter names, by the route group (the segment after /api/v2/).
 _PARAM_KIND = {"users": "user", "user-blocks": "user", "clients": "client",
                "client-grants": "grant", "connections": "connection", "resource-servers": "rs",
-               "roles": "role", "organizations": "org", "logs": "log", "tenants": "tenant"}
+               "roles": "role", "organizations": "org", "logs": "log", "hooks": "hook",
+               "tenants": "tenant"}
 
 
 def fill(path, cast):

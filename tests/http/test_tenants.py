@@ -21,10 +21,16 @@ def control_plane_org(server, name):
 
 
 def tenant_ids(server):
-    r = server.api("GET", "/tenants", params={"per_page": 100})
-    assert r.status_code == 200, r.text
-    assert isinstance(r.json(), list), r.json()
-    return {t["id"] for t in r.json()}
+    """Every tenant's id, page by page (the session server holds many)."""
+    ids, page = set(), 0
+    while True:
+        r = server.api("GET", "/tenants", params={"per_page": 100, "page": page})
+        assert r.status_code == 200, r.text
+        assert isinstance(r.json(), list), r.json()
+        ids |= {t["id"] for t in r.json()}
+        if len(r.json()) < 100:
+            return ids
+        page += 1
 
 
 def test_tenant_lifecycle(server):
