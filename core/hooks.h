@@ -48,10 +48,13 @@ struct Limits {
   int64_t timeout_ms = 1000;              // wall clock
 };
 
-// Claims a script may not set (setCustomClaim raises a Lua error naming the claim).
+// Claims a script may not set (setCustomClaim raises a Lua error naming the claim): the ones the
+// issue names, plus the ID token's protocol claims a client checks (nonce, at_hash, auth_time,
+// sid).
 inline constexpr std::string_view kReservedClaims[] = {
-    "iss", "sub",   "aud",    "exp",      "nbf",       "iat",        "jti",
-    "azp", "scope", "org_id", "org_name", "tenant_id", "permissions"};
+    "iss",         "sub",   "aud",     "exp",       "nbf",      "iat",
+    "jti",         "azp",   "scope",   "org_id",    "org_name", "tenant_id",
+    "permissions", "nonce", "at_hash", "auth_time", "sid"};
 
 // What running a trigger's scripts did. Scripts run in order; each sees the metadata changes of
 // the ones before it (event.user.app_metadata / user_metadata updated in place); the first deny
