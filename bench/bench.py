@@ -54,7 +54,7 @@ CONNS = 32         # wrk connections for the throughput scenarios
 WRK_THREADS = 2
 
 SCENARIOS = ["idle-rss", "discovery", "jwks", "token-rs256", "token-es256", "login",
-             "mgmt-client", "mgmt-users", "provision", "sync", "scale"]
+             "login-hook", "mgmt-client", "mgmt-users", "provision", "sync", "scale"]
 
 
 def log(msg):
@@ -837,6 +837,58 @@ class Bench:
             except Exception as e:  # noqa: BLE001
                 self.fail(row, e)
 
+    def login_hook_scenario(self):
+        """The cost of one trivial post-login hook: logins on two tenants that differ only in
+        that hook, one at a time, alternating, with the server's CPU per login."""
+        row = self.row("login with one trivial post-login hook (sequential)", "logins/s",
+                       "login-hook", peer=False)
+        hook = ('function onExecutePostLogin(event, api)\n'
+                '  api.accessToken.setCustomClaim("https://bench.example/tenant", event.tenant.id)\n'
+                'end')
+        try:
+            ks = self.start_main()
+            setup = {}
+            for tid in ("bench-nohook", "bench-hook"):
+                ks.api("POST", "/tenants", json={"id": tid}, expect=201)
+                c = ks.api("POST", "/clients", tenant=tid, expect=201, json={
+                    "name": "web", "app_type": "regular_web", "callbacks": [CALLBACK],
+                    "grant_types": ["authorization_code"]}).json()
+                ks.api("POST", "/users", tenant=tid, expect=201, json={
+                    "email": "hook@bench.example", "password": PASSWORD,
+                    "connection": "Username-Password-Authentication"})
+                if tid == "bench-hook":
+                    ks.api("POST", "/hooks", tenant=tid, expect=201,
+                           json={"trigger_id": "post-login", "code": hook})
+                login_once(ks, tid, c, "hook@bench.example")  # warm: keys, caches, Lua state
+                setup[tid] = c
+            times = {tid: [] for tid in setup}
+            cpu = {tid: 0.0 for tid in setup}
+            n = self.login_seq * 4
+            for i in range(n):
+                order = list(setup) if i % 2 == 0 else list(reversed(list(setup)))
+                for tid in order:  # A B, B A, ...: drift hits both
+                    c0 = ks.cpu()
+                    times[tid].append(login_once(ks, tid, setup[tid], "hook@bench.example")["total"])
+                    cpu[tid] += ks.cpu() - c0
+            with_hook, without = (statistics.median(times["bench-hook"]),
+                                  statistics.median(times["bench-nohook"]))
+            cpu_with, cpu_without = cpu["bench-hook"] / n, cpu["bench-nohook"] / n
+            lat = sorted(times["bench-hook"])
+            row.k = {"value": 1 / with_hook, "p50_ms": with_hook * 1000,
+                     "p99_ms": pct(lat, 99) * 1000, "rss_mb": ks.rss_mb(),
+                     "without_p50_ms": without * 1000, "cpu_ms_with": cpu_with * 1000,
+                     "cpu_ms_without": cpu_without * 1000, "logins": 2 * n}
+            row.ratio_note = f"{with_hook / without - 1:+.1%} time vs no hook"
+            row.notes.append(
+                f"{n} logins on each of two tenants alternating (A B, B A, …), identical but for "
+                f"one post-login hook that sets one claim from event.tenant.id. Median login: "
+                f"{with_hook * 1000:.1f} ms with the hook, {without * 1000:.1f} ms without "
+                f"({with_hook / without - 1:+.1%}); Keystead CPU per login {cpu_with * 1000:.1f} "
+                f"ms with, {cpu_without * 1000:.1f} ms without ({cpu_with / cpu_without - 1:+.1%}"
+                f"). Target: at most +10%.")
+        except Exception as e:  # noqa: BLE001
+            self.fail(row, e)
+
     def run_logins(self, ks, tid, client, emails, conc, probe_form):
         """`conc` browsers logging in for the duration, with a probe; returns the numbers."""
         stop = threading.Event()
@@ -1264,6 +1316,8 @@ class Bench:
                 self.token_scenario("ES256")
             if "login" in o:
                 self.login_scenario()
+            if "login-hook" in o:
+                self.login_hook_scenario()
             if "mgmt-client" in o:
                 self.mgmt_client()
             if "mgmt-users" in o:
