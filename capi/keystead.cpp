@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/engine.h"
+#include "hooks/lua_runner.h"
 
 struct ks_engine {
   std::unique_ptr<ks::Engine> engine;
@@ -50,7 +51,9 @@ int ks_engine_open(ks_engine** out, const char* config_json) {
       if (j.is_discarded()) return fail(KS_EINVALID, "config_json is not valid JSON");
       cfg.apply_json(j);
     }
-    auto engine = ks::Engine::open(cfg);
+    ks::Engine::Deps deps;
+    deps.hooks = ks::hooks::make_lua_runner(cfg.hook_limits);
+    auto engine = ks::Engine::open(cfg, std::move(deps));
     *out = new ks_engine{std::move(engine)};
     g_last_error.clear();
     return KS_OK;

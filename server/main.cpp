@@ -17,6 +17,7 @@
 #include "core/engine.h"
 #include "core/http/http.h"
 #include "core/json.h"
+#include "hooks/lua_runner.h"
 #include "server/http_server.h"
 
 namespace {
@@ -206,7 +207,9 @@ int report(const ks::http::Response& response) {
 
 std::unique_ptr<ks::Engine> open_engine(const ks::Config& config) {
   config.validate();
-  return ks::Engine::open(config);
+  ks::Engine::Deps deps;
+  deps.hooks = ks::hooks::make_lua_runner(config.hook_limits);
+  return ks::Engine::open(config, std::move(deps));
 }
 
 int serve(const ks::Config& config) {
