@@ -1,10 +1,20 @@
 """Lua hooks through the real server: /api/v2/hooks, and real logins, signups and
 client_credentials exchanges running real scripts (docs/hooks.md)."""
+import re
+from pathlib import Path
+
 import pytest
 
 from kshttp import assert_error, assert_oauth_error, quote, unique_id
 from portal_helpers import (PASSWORD, PORTAL_CALLBACK, Browser, claims, create_m2m_client,
                             create_spa_client, create_user, ok, redirect_params)
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIGGER_OF = {"onExecutePostLogin": "post-login",
+              "onExecuteCredentialsExchange": "credentials-exchange",
+              "onExecutePreUserRegistration": "pre-user-registration",
+              "onExecutePostUserRegistration": "post-user-registration",
+              "shouldSync": "sync-filter"}
 
 CLAIMS_HOOK = """
 function onExecutePostLogin(event, api)
@@ -278,3 +288,33 @@ end
     # sync-filter hooks are the control plane's only.
     assert_error(platform.api("POST", "/hooks", tenant=a, json={
         "trigger_id": "sync-filter", "code": ""}), 400)
+
+
+# --- docs/hooks.md ------------------------------------------------------------------------------
+
+
+def test_the_lua_examples_in_the_docs_are_accepted_and_run(server, new_tenant):
+    text = (ROOT / "docs/hooks.md").read_text()
+    blocks = re.findall(r"^```lua\n(.*?)^```", text, flags=re.S | re.M)
+    assert len(blocks) >= 6, "docs/hooks.md: expected its Lua examples"
+    tid = new_tenant()
+    for code in blocks:
+        trigger = TRIGGER_OF[re.search(r"function (\w+)\(", code).group(1)]
+        if trigger == "sync-filter":  # the control plane's: checked, then removed
+            h = add_hook(server, None, trigger, code)
+            assert server.api("DELETE", f"/hooks/{h['id']}").status_code == 204
+        else:
+            add_hook(server, tid, trigger, code)
+    # Every post-login example at once, through a real login.
+    client_id = create_spa_client(server, tid)
+    user = create_user(server, tid)
+    at = claims(Browser(server, client_id, tid).login(user["email"])["access_token"])
+    assert at["https://platform.example/tenant"] == tid
+    assert "https://acme.example/roles" in at
+    stored = ok(server.api("GET", f"/users/{quote(user['user_id'])}", tenant=tid))
+    assert isinstance(stored["app_metadata"]["first_login"], int)
+    # The suspended-account example denies with its message.
+    ok(server.api("PATCH", f"/users/{quote(user['user_id'])}", tenant=tid,
+                  json={"app_metadata": {"suspended": True}}))
+    assert denied_login(Browser(server, client_id, tid), user["email"]) == \
+        "Your account is suspended. Contact support."
