@@ -40,6 +40,31 @@ size_t utf8_sequence(const unsigned char* s, size_t n) {
   return len;
 }
 
+// An event's empty JSON array becomes an empty table carrying this locked metatable, so that it
+// becomes [] again when a script passes it on (a claim set to event.authorization.roles of a user
+// without roles), where any other empty table is {}.
+const char kEmptyArrayKey = 0;
+
+void mark_empty_array(lua_State* L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &kEmptyArrayKey) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");  // getmetatable() is false; setmetatable() refused
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &kEmptyArrayKey);
+  }
+  lua_setmetatable(L, -2);
+}
+
+bool is_empty_array(lua_State* L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEmptyArrayKey);
+  const bool marked = lua_rawequal(L, -1, -2) != 0;
+  lua_pop(L, 2);
+  return marked;
+}
+
 // Converts a Lua value to JSON without raising (the caller raises once its C++ objects are
 // gone). Tables whose keys are exactly 1..n become arrays, tables with only string keys objects
 // (an empty table is {}); functions, userdata, threads, cycles, non-finite numbers and invalid
@@ -127,7 +152,7 @@ class ToJson {
     }
     bool ok = true;
     if (count == 0) {
-      out = Json::object();
+      out = is_empty_array(L_, idx) ? Json::array() : Json::object();
     } else if (all_int && static_cast<size_t>(max) == count) {
       out = Json::array();
       for (lua_Integer i = 1; ok && i <= max; ++i) {
@@ -347,6 +372,7 @@ void push_json(lua_State* L, const Json& j, int depth) {
       luaL_checkstack(L, 3, "event nested too deeply");
       const auto* a = j.get_ptr<const Json::array_t*>();
       lua_createtable(L, static_cast<int>(std::min<size_t>(a->size(), INT_MAX)), 0);
+      if (a->empty()) mark_empty_array(L);
       lua_Integer i = 0;
       for (const Json& e : *a) {
         push_json(L, e, depth + 1);  // null leaves a hole

@@ -190,6 +190,24 @@ TEST(HookApi, EventShapeIsPassedThrough) {
   EXPECT_EQ(out.access_token_claims["user"], expected);
 }
 
+// An empty array of the event stays an array when a script passes it on; a script's own empty
+// table is an object.
+TEST(HookApi, EmptyEventArraysStayArrays) {
+  auto r = make_lua_runner();
+  Outcome out = post_login(*r, R"(
+    assert(#event.authorization.roles == 0 and getmetatable(event.authorization.roles) == false)
+    assert(not pcall(setmetatable, event.authorization.roles, {}))
+    api.accessToken.setCustomClaim("roles", event.authorization.roles)
+    api.accessToken.setCustomClaim("own", {})
+    api.accessToken.setCustomClaim("nested", {list = event.authorization.roles})
+  )",
+                           {{"authorization", {{"roles", Json::array()}}}});
+  ASSERT_TRUE(out.ok()) << out.error.value_or("");
+  EXPECT_EQ(out.access_token_claims["roles"], Json::array());
+  EXPECT_EQ(out.access_token_claims["own"], Json::object());
+  EXPECT_EQ(out.access_token_claims["nested"]["list"], Json::array());
+}
+
 TEST(HookApi, ADeeplyNestedEventFailsCleanly) {
   auto r = make_lua_runner();
   Json deep = Json::object();
