@@ -23,6 +23,24 @@ int fail(int code, std::string message) {
   return code;
 }
 
+// The KS_E* code for an HTTP error status.
+int status_code(int status) {
+  switch (status) {
+    case 400:
+      return KS_EINVALID;
+    case 401:
+      return KS_EAUTH;
+    case 403:
+      return KS_EFORBIDDEN;
+    case 404:
+      return KS_ENOTFOUND;
+    case 409:
+      return KS_EEXISTS;
+    default:
+      return KS_ERROR;
+  }
+}
+
 char* dup_string(const std::string& s) {
   char* p = static_cast<char*>(std::malloc(s.size() + 1));
   if (p) std::memcpy(p, s.c_str(), s.size() + 1);
@@ -112,6 +130,40 @@ int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* re
     if (!*out_response_json) return fail(KS_ERROR, "out of memory");
     g_last_error.clear();
     return KS_OK;
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
+int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant, const char* method,
+                     const char* path, const char* body_json) {
+  if (!out_json) return fail(KS_EINVALID, "out_json must not be NULL");
+  *out_json = nullptr;
+  if (!engine || !method || !path) return fail(KS_EINVALID, "engine, method and path are required");
+  try {
+    ks::Json body;  // null: no body
+    if (body_json) {
+      body = ks::Json::parse(body_json, nullptr, false);
+      if (body.is_discarded()) return fail(KS_EINVALID, "body_json is not valid JSON");
+    }
+    std::string_view target(path);
+    std::string_view query;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
+      query = target.substr(q + 1);
+      target = target.substr(0, q);
+    }
+    const std::string id =
+        tenant && *tenant ? std::string(tenant) : engine->engine->config().control_plane_id;
+    ks::http::Response res = engine->engine->manage(id, method, target, body, query);
+    if (res.status >= 200 && res.status < 300) {
+      *out_json = dup_string(res.body);
+      if (!*out_json) return fail(KS_ERROR, "out of memory");
+      g_last_error.clear();
+      return KS_OK;
+    }
+    return fail(status_code(res.status), res.body);
   } catch (const std::exception& e) {
     return fail(KS_ERROR, e.what());
   } catch (...) {

@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define KS_ABI_VERSION 1
+#define KS_ABI_VERSION 2
 
 #if defined(__GNUC__)
 #define KS_API __attribute__((visibility("default")))
@@ -68,6 +68,18 @@ KS_API void ks_engine_close(ks_engine* engine);
  * *out_response_json: {"status":200,"headers":[["content-type","application/json"]],
  *   "body":"..."} — free it with ks_free(). */
 KS_API int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* request_json);
+
+/* Runs a Management API v2 call with system authority (no token), through the same handlers,
+ * validation and errors as HTTP: `tenant` is a tenant id (NULL or "" for the control plane),
+ * `method` "GET", "POST", "PATCH", "PUT" or "DELETE", `path` below /api/v2 with an optional
+ * query ("/users?per_page=10"), `body_json` the request body (NULL for none).
+ * On a 2xx answer returns KS_OK and sets *out_json to the response body ("" for 204). Otherwise
+ * returns the code for the status (400 KS_EINVALID, 401 KS_EAUTH, 403 KS_EFORBIDDEN,
+ * 404 KS_ENOTFOUND, 409 KS_EEXISTS, else KS_ERROR), *out_json is NULL, and ks_last_error() holds
+ * the Auth0-shaped error body ({"statusCode":…,"error":…,"message":…,"errorCode":…}).
+ * Since ABI version 2. */
+KS_API int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant,
+                            const char* method, const char* path, const char* body_json);
 
 #ifdef __cplusplus
 }

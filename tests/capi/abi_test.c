@@ -68,6 +68,48 @@ int main(int argc, char** argv) {
   CHECK(response == NULL);
   CHECK(ks_engine_handle(NULL, engine, "{}") == KS_EINVALID);
 
+  /* Management calls: the same validation and errors as the HTTP API. */
+  char* out = NULL;
+  CHECK(ks_engine_manage(&out, engine, NULL, "POST", "/tenants",
+                         "{\"id\":\"capi-acme\",\"friendly_name\":\"Acme\"}") == KS_OK);
+  CHECK(out != NULL && strstr(out, "\"id\":\"capi-acme\"") != NULL);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_engine_manage(&out, engine, "", "POST", "/tenants", "{\"id\":\"capi-acme\"}") ==
+        KS_EEXISTS);
+  CHECK(out == NULL);
+  CHECK(strstr(ks_last_error(), "\"statusCode\":409") != NULL);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/users",
+                         "{\"email\":\"ann@example.com\",\"password\":\"Correct-Horse-9\","
+                         "\"connection\":\"Username-Password-Authentication\"}") == KS_OK);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "GET", "/users?email=ann%40example.com",
+                         NULL) == KS_OK);
+  CHECK(out != NULL && strstr(out, "ann@example.com") != NULL);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "GET", "/users", NULL) == KS_OK);
+  CHECK(out != NULL && strstr(out, "ann@example.com") != NULL);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/users", "{\"email\":5}") ==
+        KS_EINVALID);
+  CHECK(strstr(ks_last_error(), "invalid_body") != NULL);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "GET", "/roles/rol_nope", NULL) ==
+        KS_ENOTFOUND);
+  CHECK(ks_engine_manage(&out, engine, "no-such-tenant", "GET", "/users", NULL) == KS_ENOTFOUND);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/users", "{oops") == KS_EINVALID);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/hooks",
+                         "{\"trigger_id\":\"post-login\",\"code\":\"x = = 1\"}") == KS_EINVALID);
+  CHECK(strstr(ks_last_error(), ":1:") != NULL); /* the Lua runtime is linked in */
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "DELETE", "/tenants/capi-acme", NULL) ==
+        KS_ENOTFOUND); /* the Tenants API lives on the control plane */
+  CHECK(ks_engine_manage(&out, engine, NULL, "DELETE", "/tenants/capi-acme", NULL) == KS_OK);
+  CHECK(out != NULL && out[0] == '\0');
+  ks_free(out);
+  CHECK(ks_engine_manage(NULL, engine, NULL, "GET", "/tenants", NULL) == KS_EINVALID);
+
   ks_free(NULL);
   ks_engine_close(engine);
   ks_engine_close(NULL);
