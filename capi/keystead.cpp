@@ -8,6 +8,9 @@
 #include <string>
 
 #include "core/engine.h"
+#include "core/engine_impl.h"
+#include "core/http/form.h"
+#include "core/oidc/verify.h"
 #include "hooks/lua_runner.h"
 
 struct ks_engine {
@@ -164,6 +167,74 @@ int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant, con
       return KS_OK;
     }
     return fail(status_code(res.status), res.body);
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
+int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
+                   const char* request_json) {
+  if (!out_json) return fail(KS_EINVALID, "out_json must not be NULL");
+  *out_json = nullptr;
+  if (!engine || !request_json) return fail(KS_EINVALID, "engine and request_json are required");
+  try {
+    ks::Json params = ks::Json::parse(request_json, nullptr, false);
+    if (params.is_discarded() || !params.is_object())
+      return fail(KS_EINVALID, "request_json must be a JSON object");
+    ks::http::Params form;
+    for (const auto& [k, v] : params.items()) {
+      if (!v.is_string())
+        return fail(KS_EINVALID, "token request parameter " + k + " must be a string");
+      form.add(k, v.get<std::string>());
+    }
+    // The request as it would arrive at the public URL, so the tokens carry the usual issuer.
+    const std::string base = engine->engine->config().effective_public_url();
+    const auto scheme_end = base.find("://");
+    const std::string host = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
+    ks::http::Request req;
+    req.method = "POST";
+    req.set_target(tenant && *tenant ? "/t/" + std::string(tenant) + "/oauth/token"
+                                     : std::string("/oauth/token"));
+    req.add_header("host", host.substr(0, host.find('/')));
+    req.add_header("content-type", "application/x-www-form-urlencoded");
+    req.body = form.encode();
+    req.secure = base.starts_with("https://");
+    ks::http::Response res = engine->engine->handle(req);
+    if (res.status == 200) {
+      *out_json = dup_string(res.body);
+      if (!*out_json) return fail(KS_ERROR, "out of memory");
+      g_last_error.clear();
+      return KS_OK;
+    }
+    return fail(status_code(res.status), res.body);
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
+int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token,
+                    const char* tenant, const char* audience) {
+  if (!out_claims_json) return fail(KS_EINVALID, "out_claims_json must not be NULL");
+  *out_claims_json = nullptr;
+  if (!engine || !token) return fail(KS_EINVALID, "engine and token are required");
+  try {
+    ks::oidc::VerifyOptions opts;
+    if (tenant) opts.tenant = tenant;
+    std::string error;
+    auto v = ks::oidc::verify_jwt(engine->engine->impl(), token, &error, opts);
+    if (!v) return fail(KS_EAUTH, error);
+    if (audience && *audience &&
+        !ks::oidc::audience_has(v->claims.value("aud", ks::Json()), audience))
+      return fail(KS_EAUTH, "Invalid token: audience mismatch");
+    *out_claims_json =
+        dup_string(v->claims.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
+    if (!*out_claims_json) return fail(KS_ERROR, "out of memory");
+    g_last_error.clear();
+    return KS_OK;
   } catch (const std::exception& e) {
     return fail(KS_ERROR, e.what());
   } catch (...) {

@@ -81,6 +81,23 @@ KS_API int ks_engine_handle(char** out_response_json, ks_engine* engine, const c
 KS_API int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant,
                             const char* method, const char* path, const char* body_json);
 
+/* Issues tokens through a tenant's token endpoint (tenant NULL or "": the control plane), as an
+ * HTTP client would, without HTTP. request_json holds the token request's parameters, e.g.
+ * {"grant_type":"client_credentials","client_id":"…","client_secret":"…","audience":"…"}.
+ * On success *out_json is the token response ({"access_token":…,"expires_in":…,…}); otherwise the
+ * code follows the status (400 KS_EINVALID, 401 KS_EAUTH, 403 KS_EFORBIDDEN) and ks_last_error()
+ * holds the OAuth error body ({"error":…,"error_description":…}). Since ABI version 2. */
+KS_API int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
+                          const char* request_json);
+
+/* Verifies a JWT issued by one of the engine's tenants: its signature against the tenant's
+ * published keys, its issuer, its expiry and, when audience is neither NULL nor "", that "aud"
+ * contains it. tenant NULL or "": any tenant; otherwise the token must be that tenant's. On
+ * success *out_claims_json is the token's claims object; an invalid token is KS_EAUTH with the
+ * reason in ks_last_error(). Since ABI version 2. */
+KS_API int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token,
+                           const char* tenant, const char* audience);
+
 #ifdef __cplusplus
 }
 #endif

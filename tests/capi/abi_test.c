@@ -18,6 +18,20 @@ static int passed = 0;
     }                                                                          \
   } while (0)
 
+/* The string value of "name" in a flat JSON text (enough for ids and secrets), or "". */
+static void json_string(char* out, size_t size, const char* json, const char* name) {
+  char key[64];
+  snprintf(key, sizeof key, "\"%s\":\"", name);
+  const char* p = json ? strstr(json, key) : NULL;
+  out[0] = '\0';
+  if (!p) return;
+  p += strlen(key);
+  size_t n = 0;
+  while (p[n] && p[n] != '"' && n + 1 < size) ++n;
+  memcpy(out, p, n);
+  out[n] = '\0';
+}
+
 int main(int argc, char** argv) {
   const char* dir = argc > 1 ? argv[1] : "abi-test-data";
   char config[1024];
@@ -105,6 +119,58 @@ int main(int argc, char** argv) {
   CHECK(strstr(ks_last_error(), ":1:") != NULL); /* the Lua runtime is linked in */
   CHECK(ks_engine_manage(&out, engine, "capi-acme", "DELETE", "/tenants/capi-acme", NULL) ==
         KS_ENOTFOUND); /* the Tenants API lives on the control plane */
+  /* Tokens: a client_credentials token of the tenant, issued and verified without HTTP. */
+  char body[512], client_id[128], secret[128], token[4096];
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/resource-servers",
+                         "{\"identifier\":\"https://api.capi.test\",\"name\":\"API\"}") == KS_OK);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/clients",
+                         "{\"name\":\"svc\",\"app_type\":\"non_interactive\"}") == KS_OK);
+  json_string(client_id, sizeof client_id, out, "client_id");
+  json_string(secret, sizeof secret, out, "client_secret");
+  ks_free(out);
+  out = NULL;
+  CHECK(strlen(client_id) > 0 && strlen(secret) > 0);
+  snprintf(body, sizeof body,
+           "{\"client_id\":\"%s\",\"audience\":\"https://api.capi.test\",\"scope\":[]}", client_id);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/client-grants", body) == KS_OK);
+  ks_free(out);
+  out = NULL;
+  snprintf(body, sizeof body,
+           "{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\","
+           "\"client_secret\":\"%s\",\"audience\":\"https://api.capi.test\"}",
+           client_id, secret);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", body) == KS_OK);
+  json_string(token, sizeof token, out, "access_token");
+  ks_free(out);
+  out = NULL;
+  CHECK(strlen(token) > 100);
+  CHECK(ks_token_verify(&out, engine, token, "capi-acme", "https://api.capi.test") == KS_OK);
+  CHECK(out != NULL && strstr(out, "\"tenant_id\":\"capi-acme\"") != NULL);
+  CHECK(out != NULL && strstr(out, "\"iss\":\"https://id.example.com/t/capi-acme/\"") != NULL);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_token_verify(&out, engine, token, NULL, NULL) == KS_OK);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_token_verify(&out, engine, token, "capi-acme", "https://other.test") == KS_EAUTH);
+  CHECK(strstr(ks_last_error(), "audience") != NULL);
+  CHECK(ks_token_verify(&out, engine, token, "control_plane", NULL) == KS_EAUTH);
+  token[strlen(token) - 3] = token[strlen(token) - 3] == 'A' ? 'B' : 'A';
+  CHECK(ks_token_verify(&out, engine, token, NULL, NULL) == KS_EAUTH);
+  CHECK(strstr(ks_last_error(), "signature") != NULL);
+  CHECK(out == NULL);
+  CHECK(ks_token_verify(&out, engine, "not.a.token", NULL, NULL) == KS_EAUTH);
+  snprintf(body, sizeof body,
+           "{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\","
+           "\"client_secret\":\"wrong\",\"audience\":\"https://api.capi.test\"}",
+           client_id);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", body) == KS_EAUTH);
+  CHECK(strstr(ks_last_error(), "invalid_client") != NULL);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", "{\"grant_type\":5}") == KS_EINVALID);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", "{\"grant_type\":\"nope\"}") == KS_EINVALID);
+
   CHECK(ks_engine_manage(&out, engine, NULL, "DELETE", "/tenants/capi-acme", NULL) == KS_OK);
   CHECK(out != NULL && out[0] == '\0');
   ks_free(out);
