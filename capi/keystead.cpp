@@ -50,6 +50,35 @@ char* dup_string(const std::string& s) {
   return p;
 }
 
+// Hands `text` to the caller as *out: KS_OK, or KS_ERROR when it cannot be allocated.
+int give(char** out, const std::string& text) {
+  *out = dup_string(text);
+  if (!*out) return fail(KS_ERROR, "out of memory");
+  g_last_error.clear();
+  return KS_OK;
+}
+
+// A response of the engine: its body to the caller when the status is `ok_status` (or any 2xx
+// for 0); otherwise the code for the status, with the body (the error) in ks_last_error().
+int give_response(char** out, const ks::http::Response& res, int ok_status = 0) {
+  const bool ok = ok_status ? res.status == ok_status : res.status >= 200 && res.status < 300;
+  return ok ? give(out, res.body) : fail(status_code(res.status), res.body);
+}
+
+// Runs the body of an ABI function: no exception crosses the boundary.
+template <typename F>
+int guarded(F&& body) {
+  try {
+    return body();
+  } catch (const std::invalid_argument& e) {
+    return fail(KS_EINVALID, e.what());
+  } catch (const std::exception& e) {
+    return fail(KS_ERROR, e.what());
+  } catch (...) {
+    return fail(KS_ERROR, "unknown error");
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -65,7 +94,7 @@ void ks_free(void* p) { std::free(p); }
 int ks_engine_open(ks_engine** out, const char* config_json) {
   if (!out) return fail(KS_EINVALID, "out must not be NULL");
   *out = nullptr;
-  try {
+  return guarded([&] {
     ks::Config cfg = ks::Config::from_env();
     if (config_json && *config_json) {
       ks::Json j = ks::Json::parse(config_json, nullptr, false);
@@ -78,13 +107,7 @@ int ks_engine_open(ks_engine** out, const char* config_json) {
     *out = new ks_engine{std::move(engine)};
     g_last_error.clear();
     return KS_OK;
-  } catch (const std::invalid_argument& e) {
-    return fail(KS_EINVALID, e.what());
-  } catch (const std::exception& e) {
-    return fail(KS_ERROR, e.what());
-  } catch (...) {
-    return fail(KS_ERROR, "unknown error");
-  }
+  });
 }
 
 void ks_engine_close(ks_engine* engine) {
@@ -100,7 +123,7 @@ int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* re
   if (!out_response_json) return fail(KS_EINVALID, "out_response_json must not be NULL");
   *out_response_json = nullptr;
   if (!engine || !request_json) return fail(KS_EINVALID, "engine and request_json are required");
-  try {
+  return guarded([&] {
     ks::Json j = ks::Json::parse(request_json, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       return fail(KS_EINVALID, "request_json must be a JSON object");
@@ -129,15 +152,8 @@ int ks_engine_handle(char** out_response_json, ks_engine* engine, const char* re
     ks::Json headers = ks::Json::array();
     for (const auto& h : res.headers) headers.push_back({h.name, h.value});
     ks::Json out = {{"status", res.status}, {"headers", headers}, {"body", res.body}};
-    *out_response_json = dup_string(out.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
-    if (!*out_response_json) return fail(KS_ERROR, "out of memory");
-    g_last_error.clear();
-    return KS_OK;
-  } catch (const std::exception& e) {
-    return fail(KS_ERROR, e.what());
-  } catch (...) {
-    return fail(KS_ERROR, "unknown error");
-  }
+    return give(out_response_json, out.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
+  });
 }
 
 int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant, const char* method,
@@ -145,7 +161,7 @@ int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant, con
   if (!out_json) return fail(KS_EINVALID, "out_json must not be NULL");
   *out_json = nullptr;
   if (!engine || !method || !path) return fail(KS_EINVALID, "engine, method and path are required");
-  try {
+  return guarded([&] {
     ks::Json body;  // null: no body
     if (body_json) {
       body = ks::Json::parse(body_json, nullptr, false);
@@ -160,18 +176,8 @@ int ks_engine_manage(char** out_json, ks_engine* engine, const char* tenant, con
     const std::string id =
         tenant && *tenant ? std::string(tenant) : engine->engine->config().control_plane_id;
     ks::http::Response res = engine->engine->manage(id, method, target, body, query);
-    if (res.status >= 200 && res.status < 300) {
-      *out_json = dup_string(res.body);
-      if (!*out_json) return fail(KS_ERROR, "out of memory");
-      g_last_error.clear();
-      return KS_OK;
-    }
-    return fail(status_code(res.status), res.body);
-  } catch (const std::exception& e) {
-    return fail(KS_ERROR, e.what());
-  } catch (...) {
-    return fail(KS_ERROR, "unknown error");
-  }
+    return give_response(out_json, res);
+  });
 }
 
 int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
@@ -179,7 +185,7 @@ int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
   if (!out_json) return fail(KS_EINVALID, "out_json must not be NULL");
   *out_json = nullptr;
   if (!engine || !request_json) return fail(KS_EINVALID, "engine and request_json are required");
-  try {
+  return guarded([&] {
     ks::Json params = ks::Json::parse(request_json, nullptr, false);
     if (params.is_discarded() || !params.is_object())
       return fail(KS_EINVALID, "request_json must be a JSON object");
@@ -202,18 +208,8 @@ int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
     req.body = form.encode();
     req.secure = base.starts_with("https://");
     ks::http::Response res = engine->engine->handle(req);
-    if (res.status == 200) {
-      *out_json = dup_string(res.body);
-      if (!*out_json) return fail(KS_ERROR, "out of memory");
-      g_last_error.clear();
-      return KS_OK;
-    }
-    return fail(status_code(res.status), res.body);
-  } catch (const std::exception& e) {
-    return fail(KS_ERROR, e.what());
-  } catch (...) {
-    return fail(KS_ERROR, "unknown error");
-  }
+    return give_response(out_json, res, 200);
+  });
 }
 
 int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token,
@@ -221,7 +217,7 @@ int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token
   if (!out_claims_json) return fail(KS_EINVALID, "out_claims_json must not be NULL");
   *out_claims_json = nullptr;
   if (!engine || !token) return fail(KS_EINVALID, "engine and token are required");
-  try {
+  return guarded([&] {
     ks::oidc::VerifyOptions opts;
     if (tenant) opts.tenant = tenant;
     std::string error;
@@ -230,16 +226,9 @@ int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token
     if (audience && *audience &&
         !ks::oidc::audience_has(v->claims.value("aud", ks::Json()), audience))
       return fail(KS_EAUTH, "Invalid token: audience mismatch");
-    *out_claims_json =
-        dup_string(v->claims.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
-    if (!*out_claims_json) return fail(KS_ERROR, "out of memory");
-    g_last_error.clear();
-    return KS_OK;
-  } catch (const std::exception& e) {
-    return fail(KS_ERROR, e.what());
-  } catch (...) {
-    return fail(KS_ERROR, "unknown error");
-  }
+    return give(out_claims_json,
+                v->claims.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
+  });
 }
 
 }  // extern "C"
