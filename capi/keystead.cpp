@@ -7,9 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "core/crypto/crypto.h"
 #include "core/engine.h"
 #include "core/engine_impl.h"
 #include "core/http/form.h"
+#include "core/oidc/flow.h"
 #include "core/oidc/verify.h"
 #include "hooks/lua_runner.h"
 
@@ -228,6 +230,30 @@ int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token
       return fail(KS_EAUTH, "Invalid token: audience mismatch");
     return give(out_claims_json,
                 v->claims.dump(-1, ' ', false, ks::Json::error_handler_t::replace));
+  });
+}
+
+int ks_password_check(char** out_user_id, ks_engine* engine, const char* tenant,
+                      const char* connection, const char* email, const char* password) {
+  if (out_user_id) *out_user_id = nullptr;
+  if (!engine || !email || !password)
+    return fail(KS_EINVALID, "engine, email and password are required");
+  return guarded([&] {
+    ks::EngineImpl& e = engine->engine->impl();
+    const std::string id = tenant && *tenant ? std::string(tenant) : e.cfg().control_plane_id;
+    const std::string con = connection && *connection ? std::string(connection)
+                                                      : std::string(ks::oidc::kDatabaseConnection);
+    std::optional<ks::store::Record> user;
+    e.store().read(id, [&](ks::store::Tx& tx) { user = ks::oidc::find_db_user(tx, con, email); });
+    const std::string hash = user ? user->data.value("_password", "") : std::string();
+    if (hash.empty() || !ks::crypto::password_verify(hash, password))
+      return fail(KS_EAUTH, "Wrong email or password.");
+    if (user->data.value("blocked", false)) return fail(KS_EFORBIDDEN, "user is blocked");
+    if (!out_user_id) {
+      g_last_error.clear();
+      return KS_OK;
+    }
+    return give(out_user_id, user->id);
   });
 }
 

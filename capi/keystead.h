@@ -98,6 +98,16 @@ KS_API int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant
 KS_API int ks_token_verify(char** out_claims_json, ks_engine* engine, const char* token,
                            const char* tenant, const char* audience);
 
+/* Checks a database user's password in a tenant (NULL or "": the control plane); connection
+ * NULL or "" is "Username-Password-Authentication". KS_OK when it matches, and then, if
+ * out_user_id is not NULL, *out_user_id is the user's id (free it with ks_free); KS_EAUTH for an
+ * unknown user or a wrong password (the same message for both); KS_EFORBIDDEN for a blocked
+ * user. Hashing is deliberately slow (argon2id): call it off latency-critical threads. Failed
+ * checks do not count toward the tenant's brute-force protection: a host exposing this to the
+ * public must limit attempts itself. Since ABI version 2. */
+KS_API int ks_password_check(char** out_user_id, ks_engine* engine, const char* tenant,
+                             const char* connection, const char* email, const char* password);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,6 +119,26 @@ int main(int argc, char** argv) {
   CHECK(strstr(ks_last_error(), ":1:") != NULL); /* the Lua runtime is linked in */
   CHECK(ks_engine_manage(&out, engine, "capi-acme", "DELETE", "/tenants/capi-acme", NULL) ==
         KS_ENOTFOUND); /* the Tenants API lives on the control plane */
+  /* Passwords: ann's, from the user created above. */
+  char* user_id = NULL;
+  CHECK(ks_password_check(&user_id, engine, "capi-acme", NULL, "Ann@Example.com",
+                          "Correct-Horse-9") == KS_OK);
+  CHECK(user_id != NULL && strncmp(user_id, "auth0|", 6) == 0);
+  ks_free(user_id);
+  CHECK(ks_password_check(NULL, engine, "capi-acme", "Username-Password-Authentication",
+                          "ann@example.com", "Correct-Horse-9") == KS_OK);
+  user_id = NULL;
+  CHECK(ks_password_check(&user_id, engine, "capi-acme", NULL, "ann@example.com", "wrong") ==
+        KS_EAUTH);
+  CHECK(user_id == NULL);
+  CHECK(strcmp(ks_last_error(), "Wrong email or password.") == 0);
+  CHECK(ks_password_check(NULL, engine, "capi-acme", NULL, "bob@example.com", "Correct-Horse-9") ==
+        KS_EAUTH);
+  CHECK(strcmp(ks_last_error(), "Wrong email or password.") == 0);
+  CHECK(ks_password_check(NULL, engine, NULL, NULL, "ann@example.com", "Correct-Horse-9") ==
+        KS_EAUTH); /* another tenant's user */
+  CHECK(ks_password_check(NULL, engine, "capi-acme", NULL, NULL, "x") == KS_EINVALID);
+
   /* Tokens: a client_credentials token of the tenant, issued and verified without HTTP. */
   char body[512], client_id[128], secret[128], token[4096];
   CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/resource-servers",
