@@ -414,9 +414,8 @@ Json hook_user(const Json& user) {
 
 Json hook_client(const Json& client) {
   Json c = {{"client_id", client.value("client_id", "")}, {"name", client.value("name", "")}};
-  for (const char* k : {"app_type", "client_metadata"})
-    if (client.contains(k))
-      c[k == std::string_view("client_metadata") ? "metadata" : k] = client[k];
+  if (client.contains("app_type")) c["app_type"] = client["app_type"];
+  if (client.contains("client_metadata")) c["metadata"] = client["client_metadata"];
   return c;
 }
 
@@ -427,9 +426,9 @@ std::string hook_message(const hooks::Outcome& out) {
 
 bool apply_hook_metadata(Json& user, const hooks::Outcome& out) {
   bool changed = false;
-  for (const auto* member : {"app_metadata", "user_metadata"}) {
-    const Json& changes =
-        member == std::string_view("app_metadata") ? out.app_metadata : out.user_metadata;
+  const std::pair<const char*, const Json&> members[] = {{"app_metadata", out.app_metadata},
+                                                         {"user_metadata", out.user_metadata}};
+  for (const auto& [member, changes] : members) {
     if (changes.empty()) continue;
     Json& m = user[member];
     if (!m.is_object()) m = Json::object();
