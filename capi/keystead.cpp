@@ -197,19 +197,9 @@ int ks_token_issue(char** out_json, ks_engine* engine, const char* tenant,
         return fail(KS_EINVALID, "token request parameter " + k + " must be a string");
       form.add(k, v.get<std::string>());
     }
-    // The request as it would arrive at the public URL, so the tokens carry the usual issuer.
-    const std::string base = engine->engine->config().effective_public_url();
-    const auto scheme_end = base.find("://");
-    const std::string host = scheme_end == std::string::npos ? base : base.substr(scheme_end + 3);
-    ks::http::Request req;
-    req.method = "POST";
-    req.set_target(tenant && *tenant ? "/t/" + std::string(tenant) + "/oauth/token"
-                                     : std::string("/oauth/token"));
-    req.add_header("host", host.substr(0, host.find('/')));
-    req.add_header("content-type", "application/x-www-form-urlencoded");
-    req.body = form.encode();
-    req.secure = base.starts_with("https://");
-    ks::http::Response res = engine->engine->handle(req);
+    const std::string id =
+        tenant && *tenant ? std::string(tenant) : engine->engine->config().control_plane_id;
+    ks::http::Response res = engine->engine->token(id, form);
     return give_response(out_json, res, 200);
   });
 }

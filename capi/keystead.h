@@ -82,8 +82,13 @@ KS_API int ks_engine_manage(char** out_json, ks_engine* engine, const char* tena
                             const char* method, const char* path, const char* body_json);
 
 /* Issues tokens through a tenant's token endpoint (tenant NULL or "": the control plane), as an
- * HTTP client would, without HTTP. request_json holds the token request's parameters, e.g.
- * {"grant_type":"client_credentials","client_id":"…","client_secret":"…","audience":"…"}.
+ * HTTP client would, without HTTP. request_json holds the token request's parameters (strings),
+ * e.g. {"grant_type":"client_credentials","client_id":"…","client_secret":"…","audience":"…"}.
+ * Every grant of POST /oauth/token works, and one more, for a user the host has authenticated
+ * itself: {"grant_type":"urn:keystead:grant-type:user","client_id":"…","user_id":"…",
+ * "audience":"…","scope":"openid …","organization":"<id or name>"} (client_id and user_id
+ * required; no secret or password; the user must exist and not be blocked, and be a member of
+ * the organization; post-login hooks run). The HTTP token endpoint refuses that grant.
  * On success *out_json is the token response ({"access_token":…,"expires_in":…,…}); otherwise the
  * code follows the status (400 KS_EINVALID, 401 KS_EAUTH, 403 KS_EFORBIDDEN) and ks_last_error()
  * holds the OAuth error body ({"error":…,"error_description":…}). Since ABI version 2. */

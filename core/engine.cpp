@@ -200,6 +200,19 @@ http::Response EngineImpl::manage(std::string_view tenant, std::string_view meth
     req.body = body.dump();
     req.add_header("content-type", "application/json");
   }
+  return as_system(tenant, req);
+}
+
+http::Response EngineImpl::token(std::string_view tenant, const http::Params& form) {
+  http::Request req;
+  req.method = "POST";
+  req.path = "/oauth/token";
+  req.body = form.encode();
+  req.add_header("content-type", "application/x-www-form-urlencoded");
+  return as_system(tenant, req);
+}
+
+http::Response EngineImpl::as_system(std::string_view tenant, const http::Request& req) {
   if (!model::valid_tenant_id(tenant))
     return http::Response::error(400, "Invalid tenant id: " + std::string(tenant),
                                  "invalid_tenant_id");
@@ -312,6 +325,10 @@ std::optional<http::Response> Engine::handle_inline(const http::Request& request
 http::Response Engine::manage(std::string_view tenant, std::string_view method,
                               std::string_view path, const Json& body, std::string_view query) {
   return impl_->manage(tenant, method, path, body, query);
+}
+
+http::Response Engine::token(std::string_view tenant, const http::Params& form) {
+  return impl_->token(tenant, form);
 }
 
 void Engine::shutdown() { impl_->mail_queue().stop(); }

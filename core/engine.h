@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/crypto/crypto.h"
 #include "core/hooks.h"
+#include "core/http/form.h"
 #include "core/http/http.h"
 #include "core/store/store.h"
 
@@ -53,6 +54,12 @@ class Engine {
   // "/clients/abc". Used by the CLI and the C ABI.
   http::Response manage(std::string_view tenant, std::string_view method, std::string_view path,
                         const Json& body = nullptr, std::string_view query = {});
+
+  // Runs `tenant`'s token endpoint with system authority: the grants of POST /oauth/token, and
+  // also oidc::kHostUserGrant, "urn:keystead:grant-type:user" (the host has authenticated a user
+  // itself and asks for that user's tokens), which HTTP refuses. `form` holds the token request's
+  // parameters. Used by the C ABI.
+  http::Response token(std::string_view tenant, const http::Params& form);
 
   // Releases caches and stops background work; handle() must not be running.
   void shutdown();

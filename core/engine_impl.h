@@ -74,6 +74,7 @@ class EngineImpl {
   http::Response handle(const http::Request& req);
   http::Response manage(std::string_view tenant, std::string_view method, std::string_view path,
                         const Json& body, std::string_view query);
+  http::Response token(std::string_view tenant, const http::Params& form);
   void bootstrap();
 
   const Config& cfg() const { return cfg_; }
@@ -105,6 +106,8 @@ class EngineImpl {
 
  private:
   http::Response dispatch(Ctx& ctx);
+  // Dispatches `req` to `tenant` as the system (Caller::system): manage() and token().
+  http::Response as_system(std::string_view tenant, const http::Request& req);
   void load_master_key();
 
   Config cfg_;

@@ -342,12 +342,7 @@ http::Response authorize(Ctx& ctx) {
   }
   if (auto org = params.get("organization"); org && !org->empty()) {
     std::optional<Json> rec;
-    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
-      if (auto r = tx.get("organization", *org))
-        rec = std::move(r->data);
-      else if (auto n = tx.find("organization", *org))
-        rec = std::move(n->data);
-    });
+    ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) { rec = find_organization(tx, *org); });
     if (!rec)
       return respond_error(ctx, ar, *client, "invalid_request",
                            "No organization found by that id or name");

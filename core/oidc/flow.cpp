@@ -212,6 +212,12 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
 
 // ---- users -----------------------------------------------------------------------------------
 
+std::optional<Json> find_organization(store::Tx& tx, const std::string& id_or_name) {
+  if (auto r = tx.get("organization", id_or_name)) return std::move(r->data);
+  if (auto n = tx.find("organization", id_or_name)) return std::move(n->data);
+  return std::nullopt;
+}
+
 std::optional<store::Record> find_db_user(store::Tx& tx, std::string_view connection,
                                           std::string_view email) {
   std::string key(connection);

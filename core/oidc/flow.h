@@ -16,6 +16,9 @@ inline constexpr int64_t kCodeLifetime = 60;                // seconds
 inline constexpr int64_t kLoginTxLifetime = 30 * 60;        // a login page stays usable 30 min
 inline constexpr int64_t kSessionLifetime = 7 * 24 * 3600;  // absolute session lifetime
 inline constexpr std::string_view kDatabaseConnection = "Username-Password-Authentication";
+// The grant of a host embedding Keystead, for a user it has authenticated itself (Engine::token,
+// ks_token_issue). The HTTP token endpoint refuses it.
+inline constexpr std::string_view kHostUserGrant = "urn:keystead:grant-type:user";
 
 // What an authorization code or a refresh token stands for.
 struct Grant {
@@ -63,6 +66,9 @@ int64_t capped_lifetime(int64_t lifetime, const Json& settings, std::string_view
 // Throws OAuthError (from oidc.h) for an audience that does not exist.
 Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::string family = {},
                        bool mint_refresh = true);
+
+// The organization with this id, or else this name; nullopt when there is none.
+std::optional<Json> find_organization(store::Tx& tx, const std::string& id_or_name);
 
 // ---- users -----------------------------------------------------------------------------------
 

@@ -388,6 +388,58 @@ http::Response password_grant(Ctx& ctx, const http::Params& form) {
   return token_response(std::move(body));
 }
 
+// kHostUserGrant, only with system authority (Engine::token): the host vouches for the user, so
+// no client secret or password is asked; everything else is checked as for a login — the client,
+// the user (not blocked), the API, membership of the organization — and post-login hooks run.
+http::Response host_user_grant(Ctx& ctx, const http::Params& form) {
+  const std::string client_id = form.get_or("client_id", ""), user_id = form.get_or("user_id", "");
+  if (client_id.empty() || user_id.empty())
+    throw OAuthError{400, "invalid_request", "Missing required parameters: client_id and user_id"};
+  std::optional<Json> client, user, org;
+  const std::string audience = form.get_or("audience", "");
+  const auto organization = form.get("organization");
+  bool api = true, member = true;
+  ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
+    if (auto r = tx.get("client", client_id)) client = std::move(r->data);
+    if (auto r = tx.get("user", user_id)) user = std::move(r->data);
+    if (!audience.empty()) api = tx.find("resource_server", audience).has_value();
+    if (organization && !organization->empty()) {
+      org = find_organization(tx, *organization);
+      if (org) member = tx.linked("org_member", org->value("id", ""), user_id);
+    }
+  });
+  if (!client) throw OAuthError{400, "invalid_request", "Unknown client: " + client_id};
+  if (!user) throw OAuthError{400, "invalid_grant", "Unknown user: " + user_id};
+  if (user->value("blocked", false)) throw OAuthError{401, "unauthorized", "user is blocked"};
+  if (!api) throw OAuthError{403, "access_denied", "Service not found: " + audience};
+  if (organization && !organization->empty() && !org)
+    throw OAuthError{400, "invalid_request", "No organization found by that id or name"};
+  if (!member)
+    throw OAuthError{403, "access_denied", "User is not a member of the specified organization"};
+  Grant g;
+  g.user_id = user_id;
+  g.client_id = client_id;
+  g.scope = form.get_or("scope", "openid");
+  g.audience = audience;
+  g.auth_time = ctx.e.clock().now();
+  AuthRequest ar;
+  ar.client_id = client_id;
+  ar.scope = g.scope;
+  ar.audience = audience;
+  if (org) {
+    g.org_id = ar.org_id = org->value("id", "");
+    g.org_name = ar.org_name = org->value("name", "");
+  }
+  if (auto out = post_login(ctx, ar, *client, user_id, g); out && !out->ok())
+    throw OAuthError{403, "access_denied", hook_message(*out)};
+  Json body = issue_user_tokens(ctx, *client, g);
+  log_event(ctx, "s",
+            {{"client_id", client_id},
+             {"user_id", user_id},
+             {"description", "Successful login (tokens issued by the host)"}});
+  return token_response(std::move(body));
+}
+
 }  // namespace
 }  // namespace ks::oidc
 
@@ -416,6 +468,8 @@ void register_token_routes(Routes& r) {
           if (grant == "refresh_token") return oidc::refresh_token(ctx, form);
           if (grant == "password" || grant == "http://auth0.com/oauth/grant-type/password-realm")
             return oidc::password_grant(ctx, form);
+          if (grant == oidc::kHostUserGrant && ctx.caller.system)
+            return oidc::host_user_grant(ctx, form);
           throw oidc::OAuthError{400, "unsupported_grant_type", "Unsupported grant type: " + grant};
         } catch (const oidc::OAuthError& e) {
           return http::Response::oauth_error(e.status, e.error, e.description);

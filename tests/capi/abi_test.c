@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
   CHECK(ks_password_check(&user_id, engine, "capi-acme", NULL, "Ann@Example.com",
                           "Correct-Horse-9") == KS_OK);
   CHECK(user_id != NULL && strncmp(user_id, "auth0|", 6) == 0);
+  char ann[128];
+  snprintf(ann, sizeof ann, "%s", user_id ? user_id : "");
   ks_free(user_id);
   CHECK(ks_password_check(NULL, engine, "capi-acme", "Username-Password-Authentication",
                           "ann@example.com", "Correct-Horse-9") == KS_OK);
@@ -188,6 +190,43 @@ int main(int argc, char** argv) {
            client_id);
   CHECK(ks_token_issue(&out, engine, "capi-acme", body) == KS_EAUTH);
   CHECK(strstr(ks_last_error(), "invalid_client") != NULL);
+  /* A user's tokens, the host vouching for the user (no password): ann in organization "shop". */
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", "/organizations",
+                         "{\"name\":\"shop\"}") == KS_OK);
+  char org[128], path[256];
+  json_string(org, sizeof org, out, "id");
+  ks_free(out);
+  out = NULL;
+  snprintf(path, sizeof path, "/organizations/%s/members", org);
+  snprintf(body, sizeof body, "{\"members\":[\"%s\"]}", ann);
+  CHECK(ks_engine_manage(&out, engine, "capi-acme", "POST", path, body) == KS_OK);
+  ks_free(out);
+  out = NULL;
+  snprintf(body, sizeof body,
+           "{\"grant_type\":\"urn:keystead:grant-type:user\",\"client_id\":\"%s\","
+           "\"user_id\":\"%s\",\"audience\":\"https://api.capi.test\","
+           "\"organization\":\"shop\"}",
+           client_id, ann);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", body) == KS_OK);
+  json_string(token, sizeof token, out, "access_token");
+  CHECK(out != NULL && strstr(out, "\"id_token\"") != NULL);
+  ks_free(out);
+  out = NULL;
+  CHECK(ks_token_verify(&out, engine, token, "capi-acme", "https://api.capi.test") == KS_OK);
+  char claim[128];
+  json_string(claim, sizeof claim, out, "sub");
+  CHECK(strcmp(claim, ann) == 0);
+  json_string(claim, sizeof claim, out, "org_name");
+  CHECK(strcmp(claim, "shop") == 0);
+  ks_free(out);
+  out = NULL;
+  snprintf(body, sizeof body,
+           "{\"grant_type\":\"urn:keystead:grant-type:user\",\"client_id\":\"%s\","
+           "\"user_id\":\"auth0|nobody\"}",
+           client_id);
+  CHECK(ks_token_issue(&out, engine, "capi-acme", body) == KS_EINVALID);
+  CHECK(strstr(ks_last_error(), "invalid_grant") != NULL);
+  CHECK(out == NULL);
   CHECK(ks_token_issue(&out, engine, "capi-acme", "{\"grant_type\":5}") == KS_EINVALID);
   CHECK(ks_token_issue(&out, engine, "capi-acme", "{\"grant_type\":\"nope\"}") == KS_EINVALID);
 

@@ -368,6 +368,78 @@ TEST_F(EngineTest, ManageRunsWithSystemAuthority) {
   EXPECT_EQ(engine_->manage("BAD", "GET", "/users").status, 400);
 }
 
+// The host's user grant (Engine::token, ks_token_issue): tokens for a user the host vouches for,
+// with the checks of a login, and never over HTTP.
+TEST_F(EngineTest, HostUserGrantIssuesUserTokensInProcessOnly) {
+  auto m = [&](const std::string& method, const std::string& path, const Json& b = nullptr) {
+    auto r = engine_->manage("acme", method, path, b);
+    EXPECT_LT(r.status, 300) << method << " " << path << ": " << r.body;
+    return r.body.empty() ? Json() : body(r);
+  };
+  ASSERT_EQ(engine_->manage("control_plane", "POST", "/tenants", {{"id", "acme"}}).status, 201);
+  const std::string ann = m("POST", "/users",
+                            {{"connection", "Username-Password-Authentication"},
+                             {"email", "ann@acme.test"},
+                             {"password", "Correct-Horse-9"}})["user_id"];
+  const std::string bob = m("POST", "/users",
+                            {{"connection", "Username-Password-Authentication"},
+                             {"email", "bob@acme.test"},
+                             {"password", "Correct-Horse-9"},
+                             {"blocked", true}})["user_id"];
+  const std::string org = m("POST", "/organizations", {{"name", "shop"}})["id"];
+  m("POST", "/organizations/" + org + "/members", {{"members", {ann}}});
+  m("POST", "/resource-servers", {{"identifier", "https://api.acme.test"}, {"name", "API"}});
+  const std::string app =
+      m("POST", "/clients", {{"name", "web"}, {"app_type", "regular_web"}})["client_id"];
+
+  auto grant = [&](const std::string& user, const std::string& extra = "") {
+    return ks::http::Params::parse("grant_type=urn:keystead:grant-type:user&client_id=" + app +
+                                   "&user_id=" + ks::http::url_encode(user) + extra);
+  };
+  auto ok = engine_->token("acme", grant(ann, "&audience=https://api.acme.test&organization=shop"));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto at = ks::crypto::jws_parse(body(ok)["access_token"].get<std::string>());
+  ASSERT_TRUE(at);
+  EXPECT_EQ(at->payload["sub"], ann);
+  EXPECT_EQ(at->payload["iss"], "http://id.test/t/acme/");
+  EXPECT_EQ(at->payload["azp"], app);
+  EXPECT_EQ(at->payload["org_id"], org);
+  EXPECT_EQ(at->payload["org_name"], "shop");
+  EXPECT_NE(at->payload["aud"].dump().find("https://api.acme.test"), std::string::npos);
+  auto id = ks::crypto::jws_parse(body(ok)["id_token"].get<std::string>());
+  ASSERT_TRUE(id);
+  EXPECT_EQ(id->payload["sub"], ann);
+  EXPECT_EQ(id->payload["aud"], app);
+
+  auto error = [&](const Response& r) { return body(r).value("error", ""); };
+  EXPECT_EQ(error(engine_->token("acme", grant(""))), "invalid_request");
+  EXPECT_EQ(error(engine_->token("acme", grant("auth0|nobody"))), "invalid_grant");
+  EXPECT_EQ(engine_->token("acme", grant(bob)).status, 401);  // blocked
+  auto not_member = engine_->token("acme", grant(bob, "&organization=shop"));
+  EXPECT_EQ(not_member.status, 401);  // blocked comes first
+  m("PATCH", "/users/" + ks::http::url_encode(bob), {{"blocked", false}});
+  not_member = engine_->token("acme", grant(bob, "&organization=shop"));
+  EXPECT_EQ(not_member.status, 403);
+  EXPECT_EQ(error(not_member), "access_denied");
+  EXPECT_EQ(error(engine_->token("acme", grant(ann, "&organization=nope"))), "invalid_request");
+  EXPECT_EQ(engine_->token("acme", grant(ann, "&audience=https://nope.test")).status, 403);
+  auto other =
+      ks::http::Params::parse("grant_type=urn:keystead:grant-type:user&client_id=nope&user_id=" +
+                              ks::http::url_encode(ann));
+  EXPECT_EQ(error(engine_->token("acme", other)), "invalid_request");
+  // Another tenant's user is unknown here.
+  EXPECT_EQ(error(engine_->token("control_plane", grant(ann))), "invalid_request");
+
+  // Over HTTP the grant does not exist, whoever asks.
+  auto http = call("POST", "/t/acme/oauth/token", grant(ann).encode(), "",
+                   "application/x-www-form-urlencoded");
+  EXPECT_EQ(http.status, 400);
+  EXPECT_EQ(error(http), "unsupported_grant_type");
+  // The ordinary grants work in-process too.
+  EXPECT_EQ(error(engine_->token("acme", ks::http::Params::parse("grant_type=password"))),
+            "invalid_client");
+}
+
 TEST_F(EngineTest, SigningKeyRotationAndRevocation) {
   auto tok = admin();
   const std::string old_kid = ks::crypto::jws_parse(tok)->header["kid"];
