@@ -7,7 +7,6 @@
 #include <memory>
 #include <string>
 
-#include "core/crypto/crypto.h"
 #include "core/engine.h"
 #include "core/engine_impl.h"
 #include "core/http/form.h"
@@ -235,8 +234,7 @@ int ks_password_check(char** out_user_id, ks_engine* engine, const char* tenant,
                                                       : std::string(ks::oidc::kDatabaseConnection);
     std::optional<ks::store::Record> user;
     e.store().read(id, [&](ks::store::Tx& tx) { user = ks::oidc::find_db_user(tx, con, email); });
-    const std::string hash = user ? user->data.value("_password", "") : std::string();
-    if (hash.empty() || !ks::crypto::password_verify(hash, password))
+    if (!ks::oidc::user_password_matches(user, password))
       return fail(KS_EAUTH, "Wrong email or password.");
     if (user->data.value("blocked", false)) return fail(KS_EFORBIDDEN, "user is blocked");
     if (!out_user_id) {

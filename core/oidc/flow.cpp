@@ -212,6 +212,21 @@ Json issue_user_tokens(Ctx& ctx, const Json& client, const Grant& grant, std::st
 
 // ---- users -----------------------------------------------------------------------------------
 
+bool user_password_matches(const std::optional<store::Record>& user, std::string_view password) {
+  // The hash of a random password with the default parameters, made once.
+  static const std::string dummy = [] {
+    auto rng = crypto::system_random();
+    return crypto::password_hash(rng->token(16), *rng);
+  }();
+  const std::string* hash = nullptr;
+  if (user) {
+    auto it = user->data.find("_password");
+    if (it != user->data.end() && it->is_string()) hash = &it->get_ref<const std::string&>();
+  }
+  const bool ok = crypto::password_verify(hash ? *hash : dummy, password);
+  return hash && ok;
+}
+
 std::optional<Json> find_organization(store::Tx& tx, const std::string& id_or_name) {
   if (auto r = tx.get("organization", id_or_name)) return std::move(r->data);
   if (auto n = tx.find("organization", id_or_name)) return std::move(n->data);

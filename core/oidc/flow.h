@@ -74,6 +74,10 @@ std::optional<Json> find_organization(store::Tx& tx, const std::string& id_or_na
 
 std::optional<store::Record> find_db_user(store::Tx& tx, std::string_view connection,
                                           std::string_view email);
+// Whether `password` is the user's (a database user's `_password`). An unknown user (nullopt) or
+// one without a password costs the same argon2id work as a wrong password, so the time of the
+// answer does not tell whether the account exists. CPU-heavy: never on an event loop.
+bool user_password_matches(const std::optional<store::Record>& user, std::string_view password);
 // OIDC claims of a user for the scopes granted (profile, email).
 Json user_claims(const Json& user, std::string_view scope);
 // Permissions (as "scope" names) the user holds on an API: direct, through global roles, and

@@ -155,8 +155,7 @@ http::Response login_post(Ctx& ctx) {
                         "Your account has been blocked after multiple consecutive login attempts.",
                         email);
   }
-  if (!user || !user->data.contains("_password") ||
-      !crypto::password_verify(user->data["_password"].get<std::string>(), password)) {
+  if (!user_password_matches(user, password)) {
     Json f = log_base;
     if (user) {
       f["user_id"] = user->id;

@@ -358,8 +358,7 @@ http::Response password_grant(Ctx& ctx, const http::Params& form) {
   std::optional<store::Record> user;
   ctx.e.store().read(ctx.tenant,
                      [&](store::Tx& tx) { user = find_db_user(tx, connection, username); });
-  if (!user || !user->data.contains("_password") ||
-      !crypto::password_verify(user->data["_password"].get<std::string>(), password)) {
+  if (!user_password_matches(user, password)) {
     log_event(ctx, user ? "fp" : "fu",
               {{"client_id", client_id},
                {"user_name", username},
