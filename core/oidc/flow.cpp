@@ -1,8 +1,8 @@
 #include "core/oidc/flow.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
-#include <sstream>
 
 #include "core/crypto/crypto.h"
 #include "core/http/form.h"
@@ -44,10 +44,15 @@ std::string token_id(std::string_view token) {
 
 std::vector<std::string> split_scope(std::string_view scope) {
   std::vector<std::string> out;
-  std::istringstream in{std::string(scope)};
-  std::string w;
-  while (in >> w)
-    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  size_t i = 0;
+  while (i < scope.size()) {
+    while (i < scope.size() && std::isspace(static_cast<unsigned char>(scope[i]))) ++i;
+    size_t j = i;
+    while (j < scope.size() && !std::isspace(static_cast<unsigned char>(scope[j]))) ++j;
+    std::string_view w = scope.substr(i, j - i);
+    if (!w.empty() && std::find(out.begin(), out.end(), w) == out.end()) out.emplace_back(w);
+    i = j;
+  }
   return out;
 }
 

@@ -1,6 +1,5 @@
 // POST /oauth/token. Grants of the foundation: client_credentials. (authorization_code,
 // refresh_token and password join in the identity work.)
-#include <sstream>
 
 #include "core/crypto/crypto.h"
 #include "core/engine_impl.h"
@@ -79,14 +78,6 @@ ClientAuth authenticate_client(Ctx& ctx, const http::Params& form) {
 
 namespace {
 
-std::vector<std::string> split_scope(std::string_view s) {
-  std::vector<std::string> out;
-  std::istringstream in{std::string(s)};
-  std::string w;
-  while (in >> w) out.push_back(w);
-  return out;
-}
-
 bool allows_grant(const Json& client, std::string_view grant) {
   for (const auto& g : client.value("grant_types", Json::array()))
     if (g.is_string() && g.get<std::string>() == grant) return true;
@@ -145,8 +136,7 @@ http::Response client_credentials(Ctx& ctx, const http::Params& form) {
   } else {
     scopes = granted;
   }
-  std::string scope;
-  for (const auto& s : scopes) scope += (scope.empty() ? "" : " ") + s;
+  const std::string scope = join_scope(scopes);
 
   const int64_t now = ctx.e.clock().now();
   const int64_t lifetime =

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "core/engine_impl.h"
+#include "core/oidc/flow.h"
 #include "tests/unit/support/engine_fixture.h"
 
 using ks::Json;
@@ -110,6 +111,19 @@ class LoginFlow : public EngineTest {
 };
 
 }  // namespace
+
+// A scope parameter is a set: any run of spaces or tabs separates, duplicates count once, order
+// is kept (RFC 6749 §3.3).
+TEST(Scopes, SplitAndJoin) {
+  using ks::oidc::join_scope;
+  using ks::oidc::split_scope;
+  EXPECT_EQ(split_scope(""), std::vector<std::string>{});
+  EXPECT_EQ(split_scope("  \t "), std::vector<std::string>{});
+  EXPECT_EQ(split_scope("openid"), std::vector<std::string>{"openid"});
+  EXPECT_EQ(split_scope(" read:a  write:a\tread:a openid "),
+            (std::vector<std::string>{"read:a", "write:a", "openid"}));
+  EXPECT_EQ(join_scope(split_scope("b a b  c")), "b a c");
+}
 
 TEST_F(LoginFlow, CodeFlowWithPkceIssuesVerifiableTokens) {
   auto cb = login();
