@@ -364,6 +364,19 @@ def bulk(port, items, job, conns=8):
 # wrk
 # --------------------------------------------------------------------------------------------
 
+def login_tenant(ks, tid, emails):
+    """Creates tenant `tid` with a web client (authorization code) and a database user per
+    email (password PASSWORD); returns the client."""
+    ks.api("POST", "/tenants", json={"id": tid}, expect=201)
+    client = ks.api("POST", "/clients", tenant=tid, expect=201, json={
+        "name": "web", "app_type": "regular_web", "callbacks": [CALLBACK],
+        "grant_types": ["authorization_code"]}).json()
+    for e in emails:
+        ks.api("POST", "/users", tenant=tid, expect=201, json={
+            "email": e, "password": PASSWORD, "connection": "Username-Password-Authentication"})
+    return client
+
+
 def run_wrk(url, duration, conns=CONNS, env=None, timeout_s=30, server=None):
     """One wrk run with bench/wrk/bench.lua; returns its BENCH_JSON numbers plus "rate" and,
     with `server`, the cores the server and wrk used on average ("server_cores", "wrk_cores")."""
@@ -770,15 +783,8 @@ class Bench:
         try:
             ks = self.start_main()
             tid = "bench-login"
-            ks.api("POST", "/tenants", json={"id": tid}, expect=201)
-            c = ks.api("POST", "/clients", tenant=tid, expect=201, json={
-                "name": "web", "app_type": "regular_web", "callbacks": [CALLBACK],
-                "grant_types": ["authorization_code"]}).json()
             emails = [f"login{i}@bench.example" for i in range(8)]
-            for e in emails:
-                ks.api("POST", "/users", tenant=tid, expect=201, json={
-                    "email": e, "password": PASSWORD,
-                    "connection": "Username-Password-Authentication"})
+            c = login_tenant(ks, tid, emails)
             # For the probe: a client_credentials token of the same tenant, a request that
             # runs on the worker pool, where the password hashes run too.
             ks.api("POST", "/resource-servers", tenant=tid, expect=201, json={
@@ -849,13 +855,7 @@ class Bench:
             ks = self.start_main()
             setup = {}
             for tid in ("bench-nohook", "bench-hook"):
-                ks.api("POST", "/tenants", json={"id": tid}, expect=201)
-                c = ks.api("POST", "/clients", tenant=tid, expect=201, json={
-                    "name": "web", "app_type": "regular_web", "callbacks": [CALLBACK],
-                    "grant_types": ["authorization_code"]}).json()
-                ks.api("POST", "/users", tenant=tid, expect=201, json={
-                    "email": "hook@bench.example", "password": PASSWORD,
-                    "connection": "Username-Password-Authentication"})
+                c = login_tenant(ks, tid, ["hook@bench.example"])
                 if tid == "bench-hook":
                     ks.api("POST", "/hooks", tenant=tid, expect=201,
                            json={"trigger_id": "post-login", "code": hook})
