@@ -1549,11 +1549,11 @@ def machine(args):
     if not provider:
         provider = "mbedtls (no signing-provider option in this build)"
     commit = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
-    dirty = sh(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"],
-               cwd=ROOT)
+    # Names only: `sh` strips its output, which would cut the first line of a porcelain status.
+    dirty = sh(["git", "diff", "--name-only", "HEAD", "--", ".", ":!bench"], cwd=ROOT).splitlines()
     if commit and dirty:
-        commit += " + uncommitted changes (" + ", ".join(
-            l[3:] for l in dirty.splitlines()[:8]) + (", …" if len(dirty.splitlines()) > 8 else "") + ")"
+        commit += " + uncommitted changes (" + ", ".join(dirty[:8]) + (
+            ", …" if len(dirty) > 8 else "") + ")"
     peer_ver = ""
     try:
         with open(os.path.join(PEER_DIR, "node_modules", "oidc-provider", "package.json")) as f:

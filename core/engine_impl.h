@@ -16,6 +16,7 @@
 #include "core/net/cache.h"
 #include "core/net/http_client.h"
 #include "core/oidc/keyring.h"
+#include "core/oidc/verify.h"
 #include "core/store/store.h"
 #include "core/tenancy/resolver.h"
 #include "core/tenancy/sync.h"
@@ -39,7 +40,6 @@ struct Caller {
   std::set<std::string> scopes;
   std::string org_id;
   std::string org_name;
-  Json claims;
 };
 
 struct Ctx {
@@ -82,6 +82,7 @@ class EngineImpl {
   const Clock& clock() const { return *clock_; }
   crypto::Random& rng() { return *rng_; }
   oidc::KeyRing& keys() { return *keys_; }
+  oidc::VerifiedTokens& verified_tokens() { return verified_tokens_; }
   tenancy::TenantService& tenants() { return *tenants_; }
   tenancy::SyncService& sync() { return *sync_; }
   const tenancy::TenantResolver& resolver() const { return *resolver_; }
@@ -116,6 +117,7 @@ class EngineImpl {
   std::shared_ptr<crypto::Random> rng_;
   std::string master_key_;  // 32 raw bytes
   std::unique_ptr<oidc::KeyRing> keys_;
+  oidc::VerifiedTokens verified_tokens_;
   std::unique_ptr<tenancy::TenantService> tenants_;
   std::unique_ptr<tenancy::SyncService> sync_;
   std::unique_ptr<tenancy::TenantResolver> resolver_;

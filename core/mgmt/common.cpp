@@ -1,7 +1,6 @@
 #include "core/mgmt/common.h"
 
 #include <charconv>
-#include <sstream>
 
 #include "core/crypto/crypto.h"
 #include "core/mgmt/scopes.h"
@@ -18,11 +17,8 @@ namespace {
 
 std::set<std::string> scope_set(const Json& claims) {
   std::set<std::string> out;
-  if (auto it = claims.find("scope"); it != claims.end() && it->is_string()) {
-    std::istringstream in(it->get<std::string>());
-    std::string w;
-    while (in >> w) out.insert(w);
-  }
+  if (auto it = claims.find("scope"); it != claims.end() && it->is_string())
+    for (auto& s : oidc::split_scope(it->get_ref<const std::string&>())) out.insert(std::move(s));
   if (auto it = claims.find("permissions"); it != claims.end() && it->is_array())
     for (const auto& p : *it)
       if (p.is_string()) out.insert(p.get<std::string>());
@@ -50,7 +46,6 @@ void authenticate(Ctx& ctx) {
   caller.scopes = scope_set(c);
   caller.org_id = c.value("org_id", "");
   caller.org_name = c.value("org_name", "");
-  caller.claims = c;
 }
 
 }  // namespace

@@ -13,12 +13,36 @@ bool audience_has(const Json& aud, std::string_view want) {
   return false;
 }
 
-std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std::string* error,
-                                      const VerifyOptions& opts) {
-  auto fail = [&](const char* why) -> std::optional<VerifiedJwt> {
+std::shared_ptr<const VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token,
+                                              std::string* error, const VerifyOptions& opts) {
+  auto fail = [&](const char* why) -> std::shared_ptr<const VerifiedJwt> {
     if (error) *error = why;
-    return std::nullopt;
+    return nullptr;
   };
+  const int64_t now = e.clock().now();
+  // What holds whether the signature was checked now or before: the caller's tenant, expiry.
+  auto accept = [&](std::shared_ptr<const VerifiedJwt> v) -> std::shared_ptr<const VerifiedJwt> {
+    if (!opts.tenant.empty() && v->tenant != opts.tenant)
+      return fail("Invalid token: issued by another tenant");
+    if (opts.check_expiry) {
+      const Json& c = v->claims;
+      if (!c.contains("exp") || !c["exp"].is_number() || v->exp <= now)
+        return fail("Expired token");
+      if (c.contains("nbf") && c["nbf"].is_number() && c["nbf"].get<int64_t>() > now + 60)
+        return fail("Token not yet valid");
+    }
+    return v;
+  };
+
+  VerifiedTokens& cache = e.verified_tokens();
+  if (auto hit = cache.get(token)) {
+    auto state = e.tenants().state(hit->jwt->tenant);
+    if (state && state == hit->state.lock() && now < hit->valid_until) {
+      cache.count_hit();
+      return accept(hit->jwt);
+    }
+  }
+
   auto jws = crypto::jws_parse(token);
   if (!jws) return fail("Invalid token");
   const Json& h = jws->header;
@@ -46,7 +70,6 @@ std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std
     int64_t valid_until;
   };
   const std::string kid = h["kid"].get<std::string>();
-  const int64_t now = e.clock().now();
   auto lookup = [&] {
     Published p{nullptr, 0};
     p.key = e.keys().verification_key(issuing, kid, &p.valid_until);
@@ -56,13 +79,12 @@ std::optional<VerifiedJwt> verify_jwt(EngineImpl& e, std::string_view token, std
   const auto* key = published ? published->key.get() : nullptr;
   if (!key || key->alg() != *alg || !key->verify(jws->signing_input, jws->signature))
     return fail("Invalid token: signature verification failed");
-  if (opts.check_expiry) {
-    if (!c.contains("exp") || !c["exp"].is_number() || c["exp"].get<int64_t>() <= now)
-      return fail("Expired token");
-    if (c.contains("nbf") && c["nbf"].is_number() && c["nbf"].get<int64_t>() > now + 60)
-      return fail("Token not yet valid");
-  }
-  return VerifiedJwt{h, c, issuing};
+  const int64_t exp = c.contains("exp") && c["exp"].is_number() ? c["exp"].get<int64_t>() : 0;
+  auto v = std::make_shared<const VerifiedJwt>(
+      VerifiedJwt{std::move(jws->header), std::move(jws->payload), issuing, exp});
+  // Only tokens still valid are worth keeping (an expired id_token_hint is checked once).
+  if (exp > now) cache.put(token, {v, state, published->valid_until});
+  return accept(std::move(v));
 }
 
 }  // namespace ks::oidc

@@ -8,7 +8,9 @@
 #include <string>
 
 #include "core/crypto/crypto.h"
+#include "core/engine_impl.h"
 #include "core/http/form.h"
+#include "core/oidc/verify.h"
 #include "tests/unit/support/engine_fixture.h"
 
 using ks::Json;
@@ -438,6 +440,47 @@ TEST_F(EngineTest, HostUserGrantIssuesUserTokensInProcessOnly) {
   // The ordinary grants work in-process too.
   EXPECT_EQ(error(engine_->token("acme", ks::http::Params::parse("grant_type=password"))),
             "invalid_client");
+}
+
+// A bearer token presented again is answered from the cache of verified tokens, and everything
+// that is not about the signature is still checked on each use. (Revocation with a cached token:
+// SigningKeyRotationAndRevocation.)
+TEST_F(EngineTest, VerifiedTokensAreKeptAndStillChecked) {
+  auto tok = admin();
+  auto& cache = impl().verified_tokens();
+  const uint64_t hits = cache.hits();
+  EXPECT_EQ(call("GET", "/api/v2/clients", nullptr, tok).status, 200);
+  EXPECT_EQ(cache.hits(), hits);  // verified, and kept
+  EXPECT_EQ(call("GET", "/api/v2/clients", nullptr, tok).status, 200);
+  EXPECT_EQ(cache.hits(), hits + 1);
+
+  // Other claims under the same signature are another token: verified, and refused.
+  auto jws = ks::crypto::jws_parse(tok);
+  ASSERT_TRUE(jws);
+  Json forged = jws->payload;
+  forged["sub"] = "someone-else@clients";
+  const std::string forged_tok = tok.substr(0, tok.find('.')) + "." +
+                                 ks::crypto::base64url_encode(forged.dump()) +
+                                 tok.substr(tok.rfind('.'));
+  auto r = call("GET", "/api/v2/clients", nullptr, forged_tok);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("signature"), std::string::npos) << r.body;
+
+  // The caller's tenant pin holds for a cached token.
+  std::string error;
+  ks::oidc::VerifyOptions pinned;
+  pinned.tenant = "acme";
+  EXPECT_FALSE(ks::oidc::verify_jwt(impl(), tok, &error, pinned));
+  EXPECT_EQ(error, "Invalid token: issued by another tenant");
+  EXPECT_EQ(cache.hits(), hits + 2);
+
+  // And its expiry.
+  clock_->advance(jws->payload["exp"].get<int64_t>() - clock_->now());
+  r = call("GET", "/api/v2/clients", nullptr, tok);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("Expired token"), std::string::npos) << r.body;
+  EXPECT_EQ(cache.hits(), hits + 3);
+  EXPECT_LE(cache.size(), ks::oidc::VerifiedTokens::kCapacity);
 }
 
 TEST_F(EngineTest, SigningKeyRotationAndRevocation) {
