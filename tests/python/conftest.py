@@ -1,7 +1,7 @@
 """Fixtures for the keystead package's tests: engines on temporary data directories, a child
 tenant, a machine client with an API, and a WSGI server on a free 127.0.0.1 port.
 
-The suite runs against the installed package (bindings/python/run-tests installs it into a
+The suite runs against the installed package (tests/python/run installs it into a
 fresh venv); KEYSTEAD_* variables of the caller's environment other than KEYSTEAD_LIBRARY are
 ignored so they cannot change the engines' settings.
 """

@@ -24,7 +24,7 @@ from keystead import Engine
 
 from conftest import DB, MGMT_AUDIENCE, PASSWORD, free_port, settings
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "portal_app.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "portal_app.py"
 TENANT = "coffee-shop"
 ALICE = "alice@coffeeshop.example"
 

@@ -12,7 +12,7 @@ from conftest import settings
 
 
 def test_the_installed_package_is_under_test():
-    """run-tests installs the package into a venv: the source tree must not shadow it."""
+    """tests/python/run installs the package into a venv: the source tree must not shadow it."""
     assert keystead.__file__.startswith(sys.prefix), (keystead.__file__, sys.prefix)
     assert keystead.__version__ == "0.1.0"
     assert keystead.ABI_VERSION >= 2 and keystead.LIBRARY_VERSION

@@ -1,6 +1,6 @@
 -- Tests of the Lua module `keystead`, with a tiny self-contained runner.
 --
---   LUA_CPATH="build/bindings/lua/?.so;;" lua5.4 bindings/lua/tests/test_keystead.lua DATA_DIR [JUNIT_XML]
+--   LUA_CPATH="build/bindings/lua/?.so;;" lua5.4 tests/lua/test_keystead.lua DATA_DIR [JUNIT_XML]
 --
 -- DATA_DIR must be a fresh directory (it is created by the engine when missing).
 local keystead = require "keystead"
