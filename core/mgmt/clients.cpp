@@ -160,7 +160,7 @@ http::Response get_client(Ctx& ctx) {
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     out = client_view(must_get(tx, "client", ctx.param("id")).data);
   });
-  return http::Response::json(200, out);
+  return http::Response::json(200, project_fields(ctx, std::move(out)));
 }
 
 http::Response list_clients(Ctx& ctx) {

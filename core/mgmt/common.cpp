@@ -1,6 +1,8 @@
 #include "core/mgmt/common.h"
 
+#include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "core/crypto/crypto.h"
 #include "core/mgmt/scopes.h"
@@ -84,7 +86,7 @@ void authorize(Ctx& ctx, std::string_view scope) {
   }
 }
 
-Page page_params(const Ctx& ctx) {
+Page page_params(const Ctx& ctx, std::string_view sort_field) {
   auto num = [&](std::string_view name, size_t dflt, size_t max) -> size_t {
     auto v = ctx.query.get(name);
     if (!v) return dflt;
@@ -116,6 +118,22 @@ Page page_params(const Ctx& ctx) {
                               "invalid_query_string"};
     }
   }
+  if (auto sort = ctx.query.get("sort")) {
+    const std::string f(sort_field);
+    if (*sort == f + ":1")
+      p.descending = false;
+    else if (*sort == f + ":-1")
+      p.descending = true;
+    else
+      throw http::HttpError{400,
+                            "Query validation error: 'sort' must be " + f + ":1 or " + f +
+                                ":-1 (records are kept in creation order)",
+                            "invalid_query_string"};
+    if (p.checkpoint && *p.descending != (sort_field == "date"))
+      throw http::HttpError{
+          400, "Query validation error: 'sort' cannot change the order of from/take pagination",
+          "invalid_query_string"};
+  }
   return p;
 }
 
@@ -128,6 +146,7 @@ store::ListQuery to_query(const Page& p) {
     q.offset = p.page * p.per_page;
     q.limit = p.per_page;
   }
+  q.newest_first = p.descending.value_or(false);
   return q;
 }
 
@@ -165,7 +184,7 @@ http::Response list_records(Ctx& ctx, std::string_view kind, std::string_view ke
       recs.pop_back();
     }
     for (const auto& r : recs) {
-      items.push_back(view(r.data));
+      items.push_back(project_fields(ctx, view(r.data)));
       last_seq = r.seq;
     }
     if (p.include_totals && !p.checkpoint) {
@@ -176,6 +195,64 @@ http::Response list_records(Ctx& ctx, std::string_view kind, std::string_view ke
     }
   });
   return list_response(p, key, std::move(items), total, last_seq, more);
+}
+
+std::optional<std::pair<std::string, std::string>> search_clause(
+    const Ctx& ctx, std::initializer_list<std::string_view> fields) {
+  auto q = ctx.query.get("q");
+  if (!q) return std::nullopt;
+  if (auto engine = ctx.query.get("search_engine"); engine && *engine != "v3" && *engine != "v2")
+    throw http::HttpError{400, "Query validation error: 'search_engine' must be v3",
+                          "invalid_query_string"};
+  std::string supported;
+  for (auto f : fields) supported += (supported.empty() ? "" : ", ") + std::string(f);
+  auto unsupported = [&]() -> http::HttpError {
+    return {400,
+            "Query validation error: unsupported search query; Keystead answers one exact "
+            "field:value or field:\"value\" clause on " +
+                supported,
+            "invalid_query_string"};
+  };
+  std::string_view text(*q);
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;  // q= : no search, as with Auth0
+  const size_t colon = text.find(':');
+  if (colon == std::string_view::npos) throw unsupported();
+  const std::string_view field = text.substr(0, colon);
+  std::string_view value = text.substr(colon + 1);
+  if (std::find(fields.begin(), fields.end(), field) == fields.end()) throw unsupported();
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    value = value.substr(1, value.size() - 2);
+    if (value.find_first_of("\"\\") != std::string_view::npos) throw unsupported();
+  } else if (value.find_first_of(" \t\"\\*?~^()[]{}:/") != std::string_view::npos ||
+             (!value.empty() &&
+              std::string_view("+-!&|").find(value.front()) != std::string_view::npos)) {
+    throw unsupported();  // Lucene syntax beyond one term (AND/OR, wildcards, ranges, …)
+  }
+  if (value.empty()) throw unsupported();
+  return std::make_pair(std::string(field), std::string(value));
+}
+
+Json project_fields(const Ctx& ctx, Json item) {
+  auto fields = ctx.query.get("fields");
+  if (!fields || !item.is_object()) return item;
+  const std::string include = ctx.query.get_or("include_fields", "true");
+  if (include != "true" && include != "false")
+    throw http::HttpError{400, "Query validation error: 'include_fields' must be true or false",
+                          "invalid_query_string"};
+  std::set<std::string, std::less<>> names;
+  std::string_view rest(*fields);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view name = rest.substr(0, comma);
+    if (!name.empty()) names.emplace(name);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  Json out = Json::object();
+  for (auto it = item.begin(); it != item.end(); ++it)
+    if (names.contains(it.key()) == (include == "true")) out[it.key()] = std::move(it.value());
+  return out;
 }
 
 Json public_view(const Json& data) {

@@ -26,9 +26,14 @@ struct Page {
   bool checkpoint = false;  // from/take
   int64_t from = 0;
   size_t take = 50;
+  // `sort=<field>:1` (false) or `:-1` (true); nullopt when not asked. Records are kept in
+  // creation order, so that one field is all a list can be sorted by.
+  std::optional<bool> descending;
 };
-// Parses page/per_page/include_totals/from/take; 400 on bad values.
-Page page_params(const Ctx& ctx);
+// Parses page/per_page/include_totals/from/take/sort; 400 on bad values. `sort_field` is the
+// field that stands for creation order (users' `created_at`, logs' `date`); sorting by anything
+// else is a 400, never silently ignored.
+Page page_params(const Ctx& ctx, std::string_view sort_field = "created_at");
 store::ListQuery to_query(const Page& p);
 
 // Auth0 list shapes: a bare array; {start, limit, length, total, <key>} with include_totals;
@@ -39,6 +44,17 @@ http::Response list_response(const Page& p, std::string_view key, Json items, si
 http::Response list_records(Ctx& ctx, std::string_view kind, std::string_view key,
                             const std::function<Json(const Json&)>& view,
                             const store::ListQuery& filter = {});
+
+// The one clause of a search query `q` (Lucene syntax, like Auth0's search engine v3) the store
+// can answer: `field:value` or `field:"value"` with `field` one of `fields` (exact match).
+// nullopt when `q` is absent or blank; 400 invalid_query_string for anything else — several clauses,
+// wildcards, ranges, other fields — so that a search is never silently widened to everything.
+std::optional<std::pair<std::string, std::string>> search_clause(
+    const Ctx& ctx, std::initializer_list<std::string_view> fields);
+
+// `fields=a,b` with `include_fields=true` (the default) keeps only those members of an item;
+// with `include_fields=false` drops them. The item unchanged without `fields`.
+Json project_fields(const Ctx& ctx, Json item);
 
 // The document without internal ("_"-prefixed) members.
 Json public_view(const Json& data);

@@ -8,9 +8,9 @@ namespace {
 
 http::Response list_logs(Ctx& ctx) {
   authorize(ctx, "read:logs");
-  Page p = page_params(ctx);
+  Page p = page_params(ctx, "date");
   store::ListQuery q;
-  q.newest_first = true;
+  q.newest_first = p.descending.value_or(true);
   if (p.checkpoint) {
     // from: the log_id to continue after (Auth0 semantics); newest first.
     q.limit = p.take + 1;
@@ -35,7 +35,10 @@ http::Response list_logs(Ctx& ctx) {
     q.offset = p.page * p.per_page;
     q.limit = p.per_page;
   }
-  if (auto type = ctx.query.get("type")) {
+  if (auto search = search_clause(ctx, {"type", "user_id", "client_id", "log_id"})) {
+    q.field = search->first;
+    q.value = search->second;
+  } else if (auto type = ctx.query.get("type")) {
     q.field = "type";
     q.value = *type;
   } else if (auto user = ctx.query.get("user_id")) {
@@ -45,13 +48,17 @@ http::Response list_logs(Ctx& ctx) {
   Json items = Json::array();
   size_t total = 0;
   bool more = false;
+  std::string last_id;  // of the last item, which `fields` may leave out
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     auto recs = tx.list("log", q);
     if (p.checkpoint && recs.size() > p.take) {
       more = true;
       recs.pop_back();
     }
-    for (auto& r : recs) items.push_back(std::move(r.data));
+    for (auto& r : recs) {
+      last_id = r.data.value("log_id", "");
+      items.push_back(project_fields(ctx, std::move(r.data)));
+    }
     if (p.include_totals && !p.checkpoint) {
       store::ListQuery c;
       c.field = q.field;
@@ -61,7 +68,7 @@ http::Response list_logs(Ctx& ctx) {
   });
   if (p.checkpoint) {
     Json body = {{"logs", items}};
-    if (more) body["next"] = items.back()["log_id"];
+    if (more) body["next"] = last_id;
     return http::Response::json(200, body);
   }
   return list_response(p, "logs", std::move(items), total, 0, false);

@@ -144,15 +144,24 @@ http::Response get_user(Ctx& ctx) {
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     out = user_view(must_get(tx, "user", ctx.param("id")).data);
   });
-  return http::Response::json(200, out);
+  return http::Response::json(200, project_fields(ctx, std::move(out)));
 }
 
 http::Response list_users(Ctx& ctx) {
   authorize(ctx, "read:users");
   store::ListQuery filter;
+  auto search = search_clause(ctx, {"email", "user_id", "name", "nickname", "username",
+                                    "given_name", "family_name", "phone_number"});
   if (auto email = ctx.query.get("email")) {
-    filter.field = "email";
-    filter.value = lower(*email);
+    if (search)
+      throw http::HttpError{400, "Query validation error: use either 'email' or 'q', not both",
+                            "invalid_query_string"};
+    search = std::make_pair(std::string("email"), *email);
+  }
+  if (search) {
+    filter.field = search->first;
+    // Emails are stored in lower case and match whatever the case asked.
+    filter.value = search->first == "email" ? lower(search->second) : search->second;
   }
   return list_records(ctx, "user", "users", user_view, filter);
 }

@@ -156,6 +156,14 @@ describe('auth0 ManagementClient', () => {
     assert.deepEqual(byEmail.map((u) => u.user_id), [created.user_id]);
     assert.deepEqual(await mgmt.users.listUsersByEmail({ email: `nobody-${req.email}` }), []);
 
+    // Search (v3): one exact clause is answered; anything more is a 400, never ignored.
+    const found = await collect(mgmt.users.list({ q: `email:"${req.email}"`, search_engine: 'v3' }));
+    assert.deepEqual(found.map((u) => u.user_id), [created.user_id]);
+    assert.deepEqual(
+      await collect(mgmt.users.list({ q: 'email:"nobody@example.com"', search_engine: 'v3' })), []);
+    await assertApiError(collect(mgmt.users.list({ q: 'email:*@clients.test', search_engine: 'v3' })),
+      { type: Management.BadRequestError, status: 400, errorCode: 'invalid_query_string' });
+
     await mgmt.users.delete(created.user_id);
     await assertApiError(mgmt.users.get(created.user_id),
       { type: Management.NotFoundError, status: 404, errorCode: 'inexistent_user' });
@@ -197,6 +205,8 @@ describe('auth0 ManagementClient', () => {
     assert.equal(api.identifier, identifier);
     assert.deepEqual(api.scopes.map((s) => s.value).sort(), ['read:things', 'write:things']);
     assert.equal((await mgmt.resourceServers.get(api.id)).identifier, identifier);
+    const picked = await collect(mgmt.resourceServers.list({ identifiers: [identifier] }));
+    assert.deepEqual(picked.map((a) => a.id), [api.id]);
     const apis = await collect(mgmt.resourceServers.list());
     assert.ok(apis.some((a) => a.id === api.id));
 
