@@ -36,12 +36,6 @@ void check(const Json& body) {
             "optional string 'description'.");
     }
   }
-  if (body.contains("signing_alg")) {
-    auto a = body["signing_alg"].get<std::string>();
-    if (a != "RS256" && a != "ES256" && a != "HS256")
-      model::invalid_body("Payload validation error: 'Invalid value " + a +
-                          "' on property signing_alg.");
-  }
   if (body.contains("token_dialect")) {
     auto d = body["token_dialect"].get<std::string>();
     if (d != "access_token" && d != "access_token_authz" && d != "rfc9068_profile" &&
@@ -62,7 +56,24 @@ void check_scopes_unique(const Json& scopes) {
       model::invalid_body("Duplicate scope " + s["value"].get<std::string>());
 }
 
-Json rs_view(const Json& d) { return public_view(d); }
+// Every token of a tenant is signed with the tenant's key, so an API's signing_alg is the
+// tenant's `signing_alg` (RS256 or ES256): shown as such, and any other value refused.
+std::string tenant_alg(const Ctx& ctx) { return ctx.state->record.value("signing_alg", "RS256"); }
+
+void check_signing_alg(const Ctx& ctx, const Json& body) {
+  if (!body.contains("signing_alg")) return;
+  const std::string want = tenant_alg(ctx), got = body["signing_alg"].get<std::string>();
+  if (got != want)
+    model::invalid_body("Payload validation error: 'Invalid value " + got +
+                        "' on property signing_alg: tokens of this tenant are signed with " + want +
+                        " (the tenant's signing_alg).");
+}
+
+Json rs_view(const Ctx& ctx, const Json& d) {
+  Json v = public_view(d);
+  v["signing_alg"] = tenant_alg(ctx);
+  return v;
+}
 
 // {id} may be the id or the identifier (Auth0 accepts both).
 store::Record find_rs(store::Tx& tx, const std::string& id_or_identifier) {
@@ -88,6 +99,7 @@ http::Response create_rs(Ctx& ctx) {
     model::invalid_body("Payload validation error: 'is_system' cannot be set.");
   kCreate.check(body);
   check(body);
+  check_signing_alg(ctx, body);
   const std::string identifier = body["identifier"].get<std::string>();
   if (identifier.empty())
     model::invalid_body("Payload validation error: 'identifier' must not be empty.");
@@ -99,7 +111,7 @@ http::Response create_rs(Ctx& ctx) {
              {"name", body.value("name", identifier)},
              {"identifier", identifier},
              {"scopes", scopes},
-             {"signing_alg", body.value("signing_alg", "RS256")},
+             {"signing_alg", tenant_alg(ctx)},
              {"allow_offline_access", body.value("allow_offline_access", false)},
              {"token_lifetime", body.value("token_lifetime", ctx.e.cfg().access_token_lifetime)},
              {"token_lifetime_for_web", body.value("token_lifetime_for_web", 7200)},
@@ -120,7 +132,7 @@ http::Response create_rs(Ctx& ctx) {
     }
     sync(ctx, tx, id, identifier);
   });
-  return http::Response::json(201, rs_view(rs));
+  return http::Response::json(201, rs_view(ctx, rs));
 }
 
 http::Response list_rs(Ctx& ctx) {
@@ -129,7 +141,8 @@ http::Response list_rs(Ctx& ctx) {
   std::vector<std::string> wanted;
   for (const auto& [k, v] : ctx.query.items())
     if (k == "identifiers" || k == "identifiers[]") wanted.push_back(v);
-  if (wanted.empty()) return list_records(ctx, "resource_server", "resource_servers", rs_view);
+  auto view = [&](const Json& d) { return rs_view(ctx, d); };
+  if (wanted.empty()) return list_records(ctx, "resource_server", "resource_servers", view);
   Page p = page_params(ctx);
   if (p.checkpoint)
     throw http::HttpError{400,
@@ -139,7 +152,7 @@ http::Response list_rs(Ctx& ctx) {
   ctx.e.store().read(ctx.tenant, [&](store::Tx& tx) {
     for (const auto& id : wanted)
       if (auto r = tx.find("resource_server", id))
-        found.push_back(project_fields(ctx, rs_view(r->data)));
+        found.push_back(project_fields(ctx, rs_view(ctx, r->data)));
   });
   const size_t total = found.size(), start = std::min(total, p.page * p.per_page);
   Json items = Json::array();
@@ -152,7 +165,7 @@ http::Response get_rs(Ctx& ctx) {
   authorize(ctx, "read:resource_servers");
   Json out;
   ctx.e.store().read(ctx.tenant,
-                     [&](store::Tx& tx) { out = rs_view(find_rs(tx, ctx.param("id")).data); });
+                     [&](store::Tx& tx) { out = rs_view(ctx, find_rs(tx, ctx.param("id")).data); });
   return http::Response::json(200, out);
 }
 
@@ -165,6 +178,7 @@ http::Response update_rs(Ctx& ctx) {
     model::invalid_body("Payload validation error: 'is_system' cannot be set.");
   kUpdate.check(body, true);
   check(body);
+  check_signing_alg(ctx, body);
   if (body.contains("scopes")) check_scopes_unique(body["scopes"]);
   Json out;
   ctx.e.store().write(ctx.tenant, [&](store::Tx& tx) {
@@ -175,7 +189,7 @@ http::Response update_rs(Ctx& ctx) {
     rs["updated_at"] = now_iso(ctx);
     tx.update("resource_server", rec.id, rs, rs["identifier"].get<std::string>());
     sync(ctx, tx, rec.id, rs["identifier"].get<std::string>());
-    out = rs_view(rs);
+    out = rs_view(ctx, rs);
   });
   return http::Response::json(200, out);
 }

@@ -133,3 +133,29 @@ def test_resource_servers_by_identifiers(server, people):
         [made[2]]
     everything = server.api("GET", "/resource-servers", tenant=tenant).json()
     assert len(everything) > 2  # the synced Management API too
+
+
+def test_an_api_signs_with_its_tenants_algorithm(server):
+    """An API's signing_alg is the tenant's: shown as such, another value refused (HS256 too).
+    (That the tokens carry it: tests/clients/node/jose.test.js.)"""
+    tenant = unique_id("alg")
+    r = server.api("POST", "/tenants", json={"id": tenant, "signing_alg": "ES256"})
+    assert r.status_code == 201, r.text
+    ident = f"https://{unique_id('api')}.example/"
+    for alg in ("RS256", "HS256"):
+        r = server.api("POST", "/resource-servers", tenant=tenant,
+                       json={"identifier": ident, "signing_alg": alg})
+        assert_error(r, 400, "invalid_body")
+        assert "ES256" in r.json()["message"]
+    r = server.api("POST", "/resource-servers", tenant=tenant, json={"identifier": ident})
+    assert r.status_code == 201 and r.json()["signing_alg"] == "ES256", r.text
+    api_id = r.json()["id"]
+    r = server.api("PATCH", f"/resource-servers/{api_id}", tenant=tenant,
+                   json={"signing_alg": "HS256"})
+    assert_error(r, 400, "invalid_body")
+    r = server.api("PATCH", f"/resource-servers/{api_id}", tenant=tenant,
+                   json={"signing_alg": "ES256", "name": "Same alg"})
+    assert r.status_code == 200 and r.json()["signing_alg"] == "ES256", r.text
+    # Synced control-plane APIs show the child's algorithm too.
+    listed = server.api("GET", "/resource-servers", tenant=tenant).json()
+    assert listed and all(a["signing_alg"] == "ES256" for a in listed)
