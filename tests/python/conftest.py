@@ -96,6 +96,17 @@ def machine(engine: Engine) -> Machine:
     return Machine(engine, None, ("read:orders",))
 
 
+def users_reader_token(engine: Engine) -> str:
+    """A control-plane Management API token of a new machine client allowed read:users."""
+    m2m = engine.clients.create(name=unique("reader"), app_type="non_interactive")
+    engine.client_grants.create(client_id=m2m["client_id"], audience=MGMT_AUDIENCE,
+                                scope=["read:users"])
+    token: str = engine.tokens.issue(grant_type="client_credentials", client_id=m2m["client_id"],
+                                     client_secret=m2m["client_secret"],
+                                     audience=MGMT_AUDIENCE)["access_token"]
+    return token
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ from typing import Any
 
 from keystead import Engine, KeysteadASGI, Response
 
-from conftest import API, DB, MGMT_AUDIENCE, PASSWORD, Machine, unique
+from conftest import API, DB, PASSWORD, Machine, unique, users_reader_token
 
 
 async def request(app: Any, method: str, path: str, *, query: bytes = b"", headers=(),
@@ -62,12 +62,7 @@ def test_a_token_request_in_chunks(engine: Engine, machine: Machine):
 
 
 def test_raw_path_and_query(engine: Engine):
-    m2m = engine.clients.create(name=unique("reader"), app_type="non_interactive")
-    engine.client_grants.create(client_id=m2m["client_id"], audience=MGMT_AUDIENCE,
-                                scope=["read:users"])
-    token = engine.tokens.issue(grant_type="client_credentials", client_id=m2m["client_id"],
-                                client_secret=m2m["client_secret"],
-                                audience=MGMT_AUDIENCE)["access_token"]
+    token = users_reader_token(engine)
     email = f"{unique('asgi')}@example.com"
     user = engine.users.create(connection=DB, email=email, password=PASSWORD)
     auth = [(b"authorization", b"Bearer " + token.encode())]

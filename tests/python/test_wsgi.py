@@ -12,8 +12,8 @@ import pytest
 
 from keystead import Dispatcher, Engine, KeysteadWSGI, Response
 
-from conftest import (API, DB, MGMT_AUDIENCE, PASSWORD, Machine, call, free_port, settings,
-                      unique)
+from conftest import (API, DB, PASSWORD, Machine, call, free_port, settings, unique,
+                      users_reader_token)
 
 
 def form(**fields: str) -> tuple[bytes, dict]:
@@ -54,12 +54,7 @@ def test_a_token_request_in_process(engine: Engine, machine: Machine):
 
 def test_the_path_is_quoted_again(engine: Engine):
     """A server decodes PATH_INFO; a user id's '|' must reach Keystead percent-encoded."""
-    m2m = engine.clients.create(name=unique("reader"), app_type="non_interactive")
-    engine.client_grants.create(client_id=m2m["client_id"], audience=MGMT_AUDIENCE,
-                                scope=["read:users"])
-    token = engine.tokens.issue(grant_type="client_credentials", client_id=m2m["client_id"],
-                                client_secret=m2m["client_secret"],
-                                audience=MGMT_AUDIENCE)["access_token"]
+    token = users_reader_token(engine)
     user = engine.users.create(connection=DB, email=f"{unique('q')}@example.com",
                                password=PASSWORD)
     status, _, body = call(KeysteadWSGI(engine), "GET", "/api/v2/users/" + user["user_id"],
